@@ -1,0 +1,177 @@
+"""The A score: cross-modal alignment of a representation's tokens with CLIP's (SPEC.md section 2).
+
+    a_i = mean over target tokens t of max over reference tokens k of cos(t, R_i,k)
+    A   = mean over images of a_i, averaged over references.
+
+Similarities are batched matrix products over images of the same token counts, in chunks whose
+[B, T, R] similarity block stays under a memory budget: nothing of size T x T x D is formed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checks import as_tensor, as_token_list
+from .errors import LowMetricError
+
+DEFAULT_BUDGET_BYTES = 256 * 2**20
+
+
+def _token_tensors(x: Any, name: str, device: torch.device | str | None) -> list[torch.Tensor]:
+    items = as_token_list(x, name)
+    tensors = [as_tensor(t, f"{name}[{i}]", ndim=2, device=device) for i, t in enumerate(items)]
+    for i, t in enumerate(tensors):
+        if t.shape[0] == 0:
+            raise LowMetricError(f"{name}[{i}]: no tokens")
+    return tensors
+
+
+def alignment_per_image(
+    target: Any,
+    reference: Any,
+    *,
+    device: torch.device | str | None = None,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+) -> np.ndarray:
+    """a_i for each image: target and reference are lists of [tokens, D] (or [N, tokens, D])."""
+    tgt = _token_tensors(target, "target", device)
+    ref = _token_tensors(reference, "reference", device)
+    if len(tgt) != len(ref):
+        raise LowMetricError(f"target has {len(tgt)} images but reference has {len(ref)}")
+    for i, (t, r) in enumerate(zip(tgt, ref)):
+        if t.shape[1] != r.shape[1]:
+            raise LowMetricError(
+                f"image {i}: target width D={t.shape[1]} differs from reference width D={r.shape[1]} "
+                "(map both into one space: projector or ridge mode)"
+            )
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, (t, r) in enumerate(zip(tgt, ref)):
+        groups[(t.shape[0], r.shape[0])].append(i)
+    out = np.empty(len(tgt), dtype=np.float64)
+    for (n_t, n_r), idx in groups.items():
+        step = max(1, budget_bytes // (4 * n_t * n_r))
+        for start in range(0, len(idx), step):
+            chunk = idx[start : start + step]
+            t = F.normalize(torch.stack([tgt[i] for i in chunk]).float(), dim=-1)
+            r = F.normalize(torch.stack([ref[i] for i in chunk]).float(), dim=-1)
+            best = torch.bmm(t, r.transpose(1, 2)).amax(dim=2).mean(dim=1)
+            out[chunk] = best.double().cpu().numpy()
+    return out
+
+
+def a_score(
+    target: Any,
+    reference: Any,
+    *,
+    device: torch.device | str | None = None,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+) -> float:
+    """The A score of target tokens against one reference, or the mean over a dict of references."""
+    if isinstance(reference, Mapping):
+        if not reference:
+            raise LowMetricError("reference: empty dict of references")
+        return float(np.mean([a_score(target, r, device=device, budget_bytes=budget_bytes) for r in reference.values()]))
+    return float(alignment_per_image(target, reference, device=device, budget_bytes=budget_bytes).mean())
+
+
+def resample_tokens(tokens: torch.Tensor, grid: tuple[int, int], new_grid: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resample [N, h*w, D] grid tokens onto an H x W grid: [N, H*W, D]."""
+    n, t, d = tokens.shape
+    h, w = grid
+    if t != h * w:
+        raise LowMetricError(f"{t} tokens do not form a {h}x{w} grid")
+    if tuple(new_grid) == (h, w):
+        return tokens
+    x = tokens.reshape(n, h, w, d).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=tuple(new_grid), mode="bilinear", align_corners=False)
+    return x.permute(0, 2, 3, 1).reshape(n, new_grid[0] * new_grid[1], d)
+
+
+@dataclass(frozen=True)
+class RidgeMap:
+    """y = normalize(x) @ weight + bias, fitted in closed form on paired tokens."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x.float(), dim=-1) @ self.weight + self.bias
+
+
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, strength: float) -> RidgeMap:
+    """Ridge regression from L2-normalised x [M, Dx] to L2-normalised y [M, Dy].
+
+    The penalty is ``strength`` times the mean eigenvalue of the centred x covariance, so the same
+    strength means the same shrinkage whatever the width or scale of the features.
+    """
+    if strength < 0:
+        raise LowMetricError(f"ridge strength must be >= 0, got {strength}")
+    if x.shape[0] != y.shape[0]:
+        raise LowMetricError(f"ridge: {x.shape[0]} input tokens but {y.shape[0]} output tokens")
+    xn = F.normalize(x.double(), dim=-1)
+    yn = F.normalize(y.double(), dim=-1)
+    x_mean, y_mean = xn.mean(0), yn.mean(0)
+    xc, yc = xn - x_mean, yn - y_mean
+    gram = xc.T @ xc
+    penalty = strength * torch.trace(gram) / gram.shape[0] + 1e-12
+    weight = torch.linalg.solve(gram + penalty * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device), xc.T @ yc)
+    bias = y_mean - x_mean @ weight
+    return RidgeMap(weight.float(), bias.float())
+
+
+def calibration_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of n images into (calibration, held-out) index arrays, both non-empty."""
+    if n < 2:
+        raise LowMetricError(f"ridge mode needs at least 2 images (calibration and held-out), got {n}")
+    if not 0 < fraction < 1:
+        raise LowMetricError(f"calibration fraction must be in (0, 1), got {fraction}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_cal = min(n - 1, max(1, round(fraction * n)))
+    return np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
+
+
+@dataclass(frozen=True)
+class RidgeAlignment:
+    """A score in ridge mode, per reference and averaged, with the split it used."""
+
+    a: float
+    per_reference: dict[str, float]
+    calibration: list[int]
+    held_out: list[int]
+
+
+def ridge_a_score(
+    target: torch.Tensor,
+    target_grid: tuple[int, int],
+    references: Mapping[str, tuple[torch.Tensor, tuple[int, int]]],
+    *,
+    calibration: float = 0.5,
+    strength: float = 1e-3,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> RidgeAlignment:
+    """Training-free A: map target tokens into each reference's space by ridge, score held-out images.
+
+    target: [N, h*w, Dt] tokens on ``target_grid``; references: name -> ([N, H*W, Dr], (H, W)) on the
+    same N images. Pairs for the fit are the target grid resampled onto each reference grid.
+    """
+    tgt = as_tensor(target, "target", ndim=3, device=device)
+    if not references:
+        raise LowMetricError("ridge mode: no references")
+    cal, held = calibration_split(tgt.shape[0], calibration, seed)
+    per_ref: dict[str, float] = {}
+    for name, (ref_tokens, ref_grid) in references.items():
+        ref = as_tensor(ref_tokens, f"reference {name}", ndim=3, device=tgt.device)
+        if ref.shape[0] != tgt.shape[0]:
+            raise LowMetricError(f"reference {name} has {ref.shape[0]} images, target has {tgt.shape[0]}")
+        paired = resample_tokens(tgt[cal], target_grid, ref_grid)
+        ridge = fit_ridge(paired.reshape(-1, tgt.shape[-1]), ref[cal].reshape(-1, ref.shape[-1]), strength)
+        per_ref[name] = a_score(ridge(tgt[held]), ref[held])
+    return RidgeAlignment(float(np.mean(list(per_ref.values()))), per_ref, cal.tolist(), held.tolist())

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up low_metric on a fresh machine: a virtual environment in .venv with the package and its
+# test tools. Safe to run again. Usage: bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch 2.14.1 + torchvision 0.29.1 are the newest releases this environment's pip allows.
+.venv/bin/python -m pip install --quiet -e ".[test]"
