@@ -83,13 +83,14 @@ class Law:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "Law":
-        data = json.loads(text)
-        for key in ("a_range", "c_range", "y_range"):
-            data[key] = tuple(data[key])
+    def from_dict(cls, data: dict[str, Any]) -> "Law":
         if data.get("kind") not in KINDS:
             raise LowMetricError(f"not a saved law: kind {data.get('kind')!r}")
-        return cls(**data)
+        return cls(**{**data, **{k: tuple(data[k]) for k in ("a_range", "c_range", "y_range")}})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Law":
+        return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")

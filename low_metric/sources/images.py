@@ -1,0 +1,225 @@
+"""Images for the scores: decoding, content hashes, ordered image sets, and the 840 frame.
+
+Every path in (a file, a folder, a SPair-71k directory, a `datasets` row) decodes through
+:func:`load_image`, so one picture gives the same RGB pixels and the same :func:`content_hash`
+whichever way it arrived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from low_metric.errors import LowMetricError
+from low_metric.frame import FRAME_SIZE, Frame
+
+ImageSource = str | Path | bytes
+"""A path to an image file, or the encoded bytes of one."""
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def load_image(source: ImageSource) -> Image.Image:
+    """Decode a path or encoded bytes into an RGB image, EXIF orientation applied (as `datasets` does)."""
+    is_bytes = isinstance(source, (bytes, bytearray))
+    try:
+        with Image.open(io.BytesIO(source) if is_bytes else source) as image:
+            image.load()
+            return ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        name = f"<{len(source)} bytes>" if is_bytes else str(source)
+        raise LowMetricError(f"cannot read image {name}: {_one_line(exc)}") from exc
+
+
+def content_hash(image: Image.Image) -> str:
+    """sha256 of the decoded RGB pixels and the size: the identity of a picture, not of its file."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    digest = hashlib.sha256(f"RGB {rgb.width}x{rgb.height}\n".encode())
+    digest.update(rgb.tobytes())
+    return digest.hexdigest()
+
+
+def pad_to_frame(
+    image: Image.Image,
+    size: int = FRAME_SIZE,
+    resample: Image.Resampling = Image.Resampling.BICUBIC,
+) -> Image.Image:
+    """SPEC 3's frame: resize keeping the aspect ratio (longer side = size), zero-pad centred to size x size."""
+    frame = Frame(image.width, image.height, size)
+    canvas = Image.new("RGB", (size, size))
+    canvas.paste(image.convert("RGB").resize(frame.resized, resample), frame.offset)
+    return canvas
+
+
+def subsample(n: int, count: int | None, seed: int, source: str) -> list[int]:
+    """Indices of `count` of `n` items drawn without replacement by `seed`, in ascending order (all if None)."""
+    if count is None:
+        return list(range(n))
+    if count < 1 or count > n:
+        raise LowMetricError(f"cannot take {count} images from {source}: it has {n}")
+    return sorted(int(i) for i in np.random.default_rng(seed).choice(n, size=count, replace=False))
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """An ordered set of decodable images: ids, content hashes, and lazy access to the pixels.
+
+    Built by :meth:`from_folder`, :meth:`from_files` or :meth:`from_dataset`, which decode every
+    chosen image once to hash it; unreadable ones are warned about and listed in ``skipped`` as
+    ``(id, reason)``, so ``requested == loaded + len(skipped)``.
+    """
+
+    source: str
+    ids: tuple[str, ...]
+    hashes: tuple[str, ...]
+    requested: int
+    skipped: tuple[tuple[str, str], ...]
+    _fetch: Callable[[int], ImageSource] = field(repr=False)
+
+    @property
+    def loaded(self) -> int:
+        return len(self.ids)
+
+    @property
+    def set_hash(self) -> str:
+        """sha256 over the ordered content hashes."""
+        return hashlib.sha256("\n".join(self.hashes).encode()).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image(self, index: int) -> Image.Image:
+        """Decode the index-th image again; error if it no longer matches its recorded hash."""
+        image = load_image(self._fetch(index))
+        if content_hash(image) != self.hashes[index]:
+            raise LowMetricError(f"image {self.ids[index]} of {self.source} changed since it was hashed")
+        return image
+
+    def __iter__(self) -> Iterator[Image.Image]:
+        return (self.image(i) for i in range(len(self)))
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path], count: int | None = None, seed: int = 0) -> ImageSet:
+        """Images from explicit file paths, ids = the paths as given."""
+        paths = [Path(p) for p in paths]
+        return _build("the given files", [str(p) for p in paths], paths.__getitem__, count, seed)
+
+    @classmethod
+    def from_folder(cls, path: str | Path, count: int | None = None, seed: int = 0) -> ImageSet:
+        """Image files (by extension) anywhere under a folder, ids = relative paths in sorted order."""
+        root = Path(path)
+        if not root.is_dir():
+            raise LowMetricError(f"image folder not found: {root}")
+        files = sorted(
+            p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        ids = [p.relative_to(root).as_posix() for p in files]
+        return _build(f"folder {root}", ids, files.__getitem__, count, seed)
+
+    @classmethod
+    def from_dataset(
+        cls,
+        name_or_path: str | Path,
+        split: str = "train",
+        image_column: str = "image",
+        count: int | None = None,
+        seed: int = 0,
+        revision: str | None = None,
+    ) -> ImageSet:
+        """Images of a `datasets` dataset: a Hub id, a local dataset dir, or a `save_to_disk` dir.
+
+        ids are ``"<split>/<row>"``; the encoded bytes (or file) of each row are decoded by
+        :func:`load_image`, not by `datasets`, so a corrupt row is skipped, not fatal.
+        """
+        source = f"dataset {name_or_path} [{split}]"
+        table = _open_dataset(name_or_path, split, revision)
+        if image_column not in table.column_names:
+            raise LowMetricError(f"{source} has no column {image_column!r} (columns: {table.column_names})")
+        column = _raw_image_column(table, image_column, source)
+        return _build(source, [f"{split}/{i}" for i in range(len(table))], column, count, seed)
+
+
+def _build(
+    source: str,
+    ids: Sequence[str],
+    fetch: Callable[[int], ImageSource],
+    count: int | None,
+    seed: int,
+) -> ImageSet:
+    """Decode and hash the chosen items; warn about and record those that cannot be read."""
+    if not ids:
+        raise LowMetricError(f"no images in {source}")
+    chosen = subsample(len(ids), count, seed, source)
+    kept: list[int] = []
+    hashes: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for i in chosen:
+        try:
+            hashes.append(content_hash(load_image(fetch(i))))
+            kept.append(i)
+        except LowMetricError as exc:
+            skipped.append((ids[i], str(exc)))
+            warnings.warn(f"{source}: skipping {ids[i]}: {exc}", stacklevel=3)
+    if not kept:
+        raise LowMetricError(f"no readable images in {source} ({len(skipped)} skipped)")
+    return ImageSet(
+        source=source,
+        ids=tuple(ids[i] for i in kept),
+        hashes=tuple(hashes),
+        requested=len(chosen),
+        skipped=tuple(skipped),
+        _fetch=lambda k: fetch(kept[k]),
+    )
+
+
+def _open_dataset(name_or_path: str | Path, split: str, revision: str | None):
+    """One split of a dataset: `load_from_disk` for a saved dataset dir, `load_dataset` otherwise."""
+    import datasets
+
+    path = Path(name_or_path)
+    saved = path.is_dir() and any((path / f).is_file() for f in ("state.json", "dataset_dict.json"))
+    try:
+        if not saved:
+            return datasets.load_dataset(str(name_or_path), split=split, revision=revision)
+        table = datasets.load_from_disk(str(path))
+    except Exception as exc:  # datasets raises many types (not found, offline, bad format)
+        raise LowMetricError(f"cannot load dataset {name_or_path} [{split}]: {_one_line(exc)}") from exc
+    if isinstance(table, datasets.DatasetDict):
+        if split not in table:
+            raise LowMetricError(f"dataset {name_or_path} has no split {split!r} (splits: {list(table)})")
+        table = table[split]
+    return table
+
+
+def _raw_image_column(table, column: str, source: str) -> Callable[[int], ImageSource]:
+    """Row -> encoded bytes or file path of its image, without letting `datasets` decode it."""
+    import datasets
+
+    feature = table.features[column]
+    if isinstance(feature, datasets.Image):
+        raw = table.cast_column(column, datasets.Image(decode=False))
+
+        def fetch(i: int) -> ImageSource:
+            cell = raw[i][column]
+            if cell is None:
+                raise LowMetricError("the row has no image")
+            return cell["bytes"] if cell.get("bytes") is not None else cell["path"]
+
+        return fetch
+    if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string", "binary", "large_binary"):
+        return lambda i: table[i][column]
+    raise LowMetricError(f"column {column!r} of {source} holds {feature}, not images")
