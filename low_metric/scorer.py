@@ -1,0 +1,273 @@
+"""The scorer: runs encoders over the data and gives each its A and C scores with the full protocol.
+
+Works in one process or under ``accelerate launch`` (the encoding is split across processes, the
+math runs on the main process, which alone returns records). Features go through the
+content-addressed :class:`~low_metric.cache.FeatureCache`, so a rerun encodes only what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+
+from . import __version__
+from .alignment import a_score, ridge_a_score
+from .cache import FeatureCache
+from .correspondence import ALPHAS, PckTable, descriptor_grid, match_keypoints
+from .errors import LowMetricError
+from .features import ImageJob, cached_tokens, encode_into_cache
+from .frame import FRAME_SIZE
+from .results import protocol_hash
+from .sources.encoders import load_encoder, load_projector
+from .sources.images import ImageSet, load_image, pad_to_frame
+from .sources.mini import load_mini
+from .sources.spair import SpairSet, load_spair
+
+DEFAULT_REFERENCES = ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("LOW_METRIC_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "low_metric"
+    return Path(base) / "features"
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Everything that decides a score. Data defaults to the built-in mini benchmark."""
+
+    spair: str | None = None  # SPair-71k root; None: the built-in mini benchmark
+    split: str = "test"
+    categories: tuple[str, ...] | None = None
+    limit: int | None = None  # pairs per category
+    images: str | None = None  # folder of images for A; None: the SPair images
+    dataset: str | None = None  # a `datasets` id or path for A, instead of a folder
+    dataset_split: str = "train"
+    image_column: str = "image"
+    count: int | None = None
+    image_seed: int = 0
+    references: tuple[str, ...] = DEFAULT_REFERENCES
+    mode: str = "ridge"  # or "projector"
+    projectors: dict[str, str] = field(default_factory=dict)  # encoder id -> projector repo or file
+    calibration: float = 0.5
+    ridge: float = 1e-3
+    ridge_seed: int = 0
+    patch: int = 16  # P
+    window: int = 5
+    temperature: float = 0.02
+    alphas: tuple[float, ...] = ALPHAS
+    layer: int = -2
+    resolution: int | None = None
+    dtype: str = "float32"
+    batch_size: int = 16
+    alignment: bool = True
+    correspondence: bool = True
+    revision: str | None = None  # pins the scored encoders (not the references)
+    trust_remote_code: bool = False
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("ridge", "projector"):
+            raise LowMetricError(f"unknown A mode {self.mode!r}: use 'ridge' or 'projector'")
+        if not (self.alignment or self.correspondence):
+            raise LowMetricError("nothing to score: both alignment and correspondence are off")
+        if self.alignment and not self.references:
+            raise LowMetricError("the A score needs at least one reference encoder")
+        if self.patch < 1 or self.window < 0 or self.batch_size < 1:
+            raise LowMetricError("P and batch size must be >= 1 and the window >= 0")
+
+
+@dataclass
+class Data:
+    """The loaded data of a run: the SPair-format pairs (for C) and the image set (for A)."""
+
+    spair: SpairSet | None
+    image_set: ImageSet | None
+    spair_hashes: dict[Path, str]
+    protocol: dict[str, Any]
+
+
+def load_data(config: ScoreConfig) -> Data:
+    """Load and hash the data once; the protocol records where it came from and its hashes."""
+    needs_spair = config.correspondence or (config.alignment and not (config.images or config.dataset))
+    spair = None
+    hashes: dict[Path, str] = {}
+    protocol: dict[str, Any] = {}
+    if needs_spair:
+        if config.spair:
+            spair = load_spair(config.spair, split=config.split, categories=config.categories, limit=config.limit)
+        else:
+            spair = load_mini(split=config.split, categories=config.categories, limit=config.limit)
+        hashes = spair.image_hashes
+        protocol["pairs"] = {
+            "source": "spair" if config.spair else "built-in mini benchmark",
+            "split": config.split,
+            "categories": list(spair.categories),
+            "limit": config.limit,
+            "pairs": len(spair.pairs),
+            "images": len(spair.images),
+            "hash": spair.hash,
+        }
+    image_set = None
+    if config.alignment:
+        if config.dataset:
+            image_set = ImageSet.from_dataset(config.dataset, split=config.dataset_split, image_column=config.image_column, count=config.count, seed=config.image_seed)
+        elif config.images:
+            image_set = ImageSet.from_folder(config.images, count=config.count, seed=config.image_seed)
+        else:
+            image_set = ImageSet.from_files(spair.images, count=config.count, seed=config.image_seed)
+        protocol["images"] = {
+            "source": config.dataset or ("folder" if config.images else "the pairs' images"),
+            "count": config.count,
+            "seed": config.image_seed,
+            "loaded": image_set.loaded,
+            "skipped": len(image_set.skipped),
+            "hash": image_set.set_hash,
+        }
+    return Data(spair, image_set, hashes, protocol)
+
+
+def _alignment_jobs(image_set: ImageSet) -> list[ImageJob]:
+    return [ImageJob(h, (lambda i=i: image_set.image(i)), square=False) for i, h in enumerate(image_set.hashes)]
+
+
+def _pair_jobs(data: Data) -> dict[Path, ImageJob]:
+    return {p: ImageJob(h, (lambda p=p: pad_to_frame(load_image(p))), square=True) for p, h in data.spair_hashes.items()}
+
+
+class Scorer:
+    """Scores encoders under one config; references and data are loaded once and reused."""
+
+    def __init__(self, config: ScoreConfig, accelerator: Accelerator | None = None, token: str | None = None) -> None:
+        self.config = config
+        self.accelerator = accelerator or Accelerator()
+        self.token = token
+        self.cache = FeatureCache(config.cache_dir or default_cache_dir())
+        self.data = load_data(config)
+        self._references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]] | None = None
+
+    def _load(self, name: str, *, scored: bool) -> Any:
+        """A scored encoder gets the run's layer, resolution and revision; a reference its defaults."""
+        c = self.config
+        return load_encoder(
+            name,
+            layer=c.layer if scored else -2,
+            resolution=c.resolution if scored else None,
+            revision=c.revision if scored else None,
+            dtype=c.dtype,
+            device=self.accelerator.device,
+            trust_remote_code=c.trust_remote_code and scored,
+            token=self.token,
+        )
+
+    def _projected(self, encoder_id: str, tokens: torch.Tensor) -> tuple[torch.Tensor, str]:
+        source = self.config.projectors.get(encoder_id)
+        if source is None:
+            raise LowMetricError(f"projector mode: no projector given for {encoder_id} (--projector {encoder_id}=REPO)")
+        projector = load_projector(source, token=self.token)
+        with torch.inference_mode():
+            return projector(tokens.float()), source
+
+    def references(self) -> dict[str, tuple[torch.Tensor, tuple[int, int], dict]]:
+        """Reference tokens on the A images: id -> (tokens, grid, protocol)."""
+        if self._references is None:
+            jobs = _alignment_jobs(self.data.image_set)
+            refs = {}
+            for ref_id in self.config.references:
+                encoder = self._load(ref_id, scored=False)
+                encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=self.config.batch_size)
+                refs[ref_id] = (cached_tokens(encoder.protocol, jobs, self.cache), encoder.grid, encoder.protocol)
+                del encoder
+            self._references = refs
+        return self._references
+
+    def protocol(self) -> dict[str, Any]:
+        """What every encoder scored by this run shares: data, references, settings, version."""
+        c = self.config
+        protocol: dict[str, Any] = {"low_metric": __version__, "data": self.data.protocol}
+        if c.alignment:
+            protocol["alignment"] = {
+                "mode": c.mode,
+                "references": [p for _, _, p in self.references().values()],
+                **({"calibration": c.calibration, "ridge": c.ridge, "seed": c.ridge_seed} if c.mode == "ridge" else {}),
+                **({"reference_projectors": {r: c.projectors.get(r) for r in c.references}} if c.mode == "projector" else {}),
+            }
+        if c.correspondence:
+            protocol["correspondence"] = {
+                "frame": FRAME_SIZE,
+                "P": c.patch,
+                "matching": "window soft-argmax" if c.window else "nearest neighbour",
+                "window": c.window,
+                "temperature": c.temperature,
+                "alphas": list(c.alphas),
+                "threshold": "max side of the target bounding box",
+                "aggregation": "per image (C) and per keypoint",
+            }
+        return protocol
+
+    def score(self, name: str) -> dict[str, Any] | None:
+        """One encoder's record (on the main process; None elsewhere)."""
+        c = self.config
+        encoder = self._load(name, scored=True)
+        record: dict[str, Any] = {"encoder": name, "encoder_protocol": encoder.protocol}
+        jobs: list[ImageJob] = []
+        if c.alignment:
+            jobs += _alignment_jobs(self.data.image_set)
+        pair_jobs = _pair_jobs(self.data) if c.correspondence else {}
+        jobs += list(pair_jobs.values())
+        stats = encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=c.batch_size)
+        counts = {"encoded": stats.encoded, "encoded_per_process": stats.encoded_per_process, "from_cache": stats.from_cache}
+        references = self.references() if c.alignment else {}
+        protocol = self.protocol()
+        if not self.accelerator.is_main_process:
+            return None
+        if c.alignment:
+            record["A"] = self._alignment(encoder, references)
+        if c.correspondence:
+            record["C"] = self._correspondence(encoder, pair_jobs)
+        record.update(protocol=protocol, protocol_hash=protocol_hash(protocol), counts=counts)
+        record["result_hash"] = protocol_hash({"protocol": protocol, "encoder": encoder.protocol})
+        return record
+
+    def _alignment(self, encoder, references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]]) -> dict[str, Any]:
+        c = self.config
+        jobs = _alignment_jobs(self.data.image_set)
+        target = cached_tokens(encoder.protocol, jobs, self.cache)
+        if c.mode == "ridge":
+            result = ridge_a_score(
+                target, encoder.grid, {r: (t, g) for r, (t, g, _) in references.items()},
+                calibration=c.calibration, strength=c.ridge, seed=c.ridge_seed,
+            )
+            return {"A": result.a, "per_reference": result.per_reference, "mode": "ridge", "images": len(result.held_out), "calibration_images": len(result.calibration)}
+        projected, source = self._projected(encoder.id, target)
+        per_ref = {r: a_score(projected, self._projected(r, t)[0]) for r, (t, _, _) in references.items()}
+        return {"A": sum(per_ref.values()) / len(per_ref), "per_reference": per_ref, "mode": "projector", "projector": source, "images": len(jobs)}
+
+    def _correspondence(self, encoder, pair_jobs: dict[Path, ImageJob]) -> dict[str, Any]:
+        c = self.config
+        table = PckTable(alphas=c.alphas)
+        by_category: dict[str, list] = {}
+        for pair in self.data.spair.pairs:
+            by_category.setdefault(pair.category, []).append(pair)
+        for pairs in by_category.values():  # one category's descriptors in memory at a time
+            paths = sorted({p.src_path for p in pairs} | {p.trg_path for p in pairs})
+            grids = descriptor_grid(cached_tokens(encoder.protocol, [pair_jobs[p] for p in paths], self.cache), encoder.grid, c.patch)
+            desc = dict(zip(paths, grids))
+            for pair in pairs:
+                pred = match_keypoints(desc[pair.src_path], desc[pair.trg_path], pair.src_kps_frame, window=c.window, temperature=c.temperature)
+                table.add(pair.category, pred, pair.trg_kps_frame, pair.threshold)
+        return table.summary()
+
+
+def score_encoders(names: list[str], config: ScoreConfig, accelerator: Accelerator | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    """Score several encoders under one config; returns the records on the main process ([] elsewhere)."""
+    if not names:
+        raise LowMetricError("no encoder to score")
+    scorer = Scorer(config, accelerator, token)
+    records = [scorer.score(n) for n in names]
+    return [r for r in records if r is not None]
+
