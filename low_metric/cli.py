@@ -285,6 +285,33 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish_records
+
+    records = read_json(args.results, RESULTS_FORMAT)["results"]
+    if args.encoder:
+        missing = sorted(set(args.encoder) - {r["encoder"] for r in records})
+        if missing:
+            raise LowMetricError(f"{args.results}: no result for {', '.join(missing)}")
+        records = [r for r in records if r["encoder"] in args.encoder]
+    if not (args.card or args.dataset):
+        raise LowMetricError("nothing to publish to: give --card and/or --dataset ID")
+    for outcome in publish_records(records, repo_id=args.repo_id, **publish_options(args)):
+        print(outcome.report())
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import format_table, write_table
+    from .publish import read_leaderboard
+
+    rows = read_leaderboard(args.dataset, revision=args.revision)
+    if args.output:
+        write_table(rows, args.output)
+    print(format_table(rows))
+    return 0
+
+
 def cmd_install_metric(args: argparse.Namespace) -> int:
     from .metric_install import install_metric
 
@@ -306,6 +333,23 @@ def _pair(text: str) -> tuple[str, str]:
     if not sep:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
+
+
+def add_publish_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("publishing")
+    g.add_argument("--card", action="store_true", help="merge the scores into each encoder's model card (model-index)")
+    g.add_argument("--dataset", metavar="ID", help="results dataset to write to (created if missing), e.g. org/encoder-results")
+    g.add_argument("--no-pr", action="store_true", help="commit to the card directly (needs write access) instead of a pull request")
+    g.add_argument("--eval-results-file", action="store_true", help="also write the card's .eval_results/*.yaml form")
+    g.add_argument("--benchmark", metavar="ID", help="Hub dataset the .eval_results entries are filed under (default: --dataset)")
+    g.add_argument("--dry-run", action="store_true", help="print what would be uploaded; write nothing")
+
+
+def publish_options(args: argparse.Namespace) -> dict:
+    """``publish_records`` keyword arguments from the publishing options."""
+    return {"cards": args.card, "dataset": args.dataset, "create_pr": not args.no_pr,
+            "eval_results_file": args.eval_results_file, "benchmark": args.benchmark, "dry_run": args.dry_run}
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,6 +394,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", required=True, help="calibration JSON of `low-metric calibrate`")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("publish", help="publish results to model cards (a PR by default) and/or a results dataset")
+    p.add_argument("results", help="results JSON of `low-metric score`")
+    p.add_argument("--encoder", action="append", help="only these encoders' results (repeatable)")
+    p.add_argument("--repo-id", help="the card's repo, when it is not the encoder id")
+    add_publish_arguments(p)
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("leaderboard", help="a results dataset on the Hub as one table")
+    p.add_argument("dataset", help="results dataset id, e.g. org/encoder-results")
+    p.add_argument("--revision")
+    p.add_argument("--output", help="also write the table as .csv or .json")
+    p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("install-metric", help='install the evaluate module, so evaluate.load("ac_score") works offline')
     p.add_argument("--cache-dir", help="evaluate's modules cache (default: $HF_MODULES_CACHE or $HF_HOME/modules)")

@@ -16,7 +16,6 @@ from skimage import data
 from low_metric import offline_models
 from low_metric.errors import LowMetricError
 from low_metric.sources import ConcatEncoder, Encoder, load_encoder
-from tests import model_repos as builders
 from tests.conftest import READER_TOKEN, WRITER_TOKEN, ModelRepos
 from tests.hub_double import HubDouble
 

@@ -181,3 +181,28 @@ def test_request_log_never_holds_tokens(hub: HubDouble, repo: str) -> None:
     assert hub.request_log[-1].headers["authorization"] == "<redacted>"
     logged = json.dumps([list(r) for r in hub.request_log])
     assert WRITER_TOKEN not in logged and READER_TOKEN not in logged
+
+
+def test_auth_check_orgs_validate_yaml_and_logged_bodies(hub: HubDouble, repo: str) -> None:
+    api = HfApi()
+    api.auth_check(repo, token=READER_TOKEN)
+    api.auth_check(repo, write=True, token=WRITER_TOKEN)
+    with pytest.raises(HfHubHTTPError, match="403"):
+        api.auth_check(repo, write=True, token=READER_TOKEN)
+    with pytest.raises(RepositoryNotFoundError):
+        api.auth_check("double/absent", token=WRITER_TOKEN)
+    hub.add_user("member", "hf_test_member", orgs=["team"])
+    assert [o["name"] for o in api.whoami(token="hf_test_member")["orgs"]] == ["team"]
+    assert api.create_repo("team/data", repo_type="dataset", token="hf_test_member").endswith("/datasets/team/data")
+    with pytest.raises(HfHubHTTPError, match="403"):
+        api.create_repo("team/other", token=READER_TOKEN)  # not the reader's namespace
+    ok = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": "---\nlicense: mit\n---\n# card\n"})
+    assert ok.status_code == 200 and ok.json() == {"errors": [], "warnings": []}
+    bad_index = "---\nmodel-index:\n- name: x\n  results:\n  - task: {type: t}\n    dataset: {name: d}\n    metrics: []\n---\n"
+    for bad in ("---\nlicense: [mit\n---\n", bad_index):
+        answer = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": bad})
+        assert answer.status_code == 400 and answer.json()["errors"]
+    with pytest.raises(ValueError, match="Invalid metadata"):
+        api.upload_file(path_or_fileobj=bad_index.encode(), path_in_repo="README.md", repo_id=repo, token=WRITER_TOKEN)
+    api.upload_file(path_or_fileobj=b"a logged body", path_in_repo="body.txt", repo_id=repo, token=WRITER_TOKEN)
+    assert any("body.txt" in r.body for r in hub.request_log if r.method == "POST")
