@@ -1,0 +1,560 @@
+"""The low_metric Space: score any Hub vision encoder in the browser.
+
+Type a Hub model id. The app checks the repo first (a public model repo, safetensors weights within
+the size limit, no remote code, a bounded number of images), scores it through
+``low_metric.scorer`` on the built-in mini benchmark (or SPair-71k where the host provides it), and
+shows A, C, AC, the per-category correspondence table and, with a calibration, the predicted MLLM
+benchmark scores. A plot places it against the paper's 13 representations and every encoder scored
+in this browser session; the leaderboard comes from the results dataset; a signed-in user can open
+a pull request that adds the result to the encoder's model card.
+
+Run locally with ``python space/app.py``. The host's settings come from ``LOW_METRIC_*``
+environment variables (see :class:`Settings`); tests pass ``build_demo(Settings(...))``.
+"""
+
+from __future__ import annotations
+
+try:  # ZeroGPU: imported before torch, as `spaces` requires
+    import spaces
+except ImportError:  # a CPU Space or a local run
+    spaces = None
+
+import contextlib
+import ctypes
+import fnmatch
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import gradio as gr
+import pandas as pd
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    HFValidationError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
+
+from low_metric.calibration import PAPER_ENCODERS, predict
+from low_metric.errors import LowMetricError
+from low_metric.publish import PublishOutcome, publish_to_card, read_leaderboard
+from low_metric.results import CALIBRATION_FORMAT, read_json
+from low_metric.scorer import ScoreConfig, Scorer
+from low_metric.sources.encoders import FILES
+from low_metric.sources.mini import load_mini
+from low_metric.sources.spair import load_spair
+from low_metric.tables import paper_table
+
+logger = logging.getLogger("low_metric.space")
+GB = 1024**3
+PAPER_SOURCE, SESSION_SOURCE = "paper (projector A)", "scored here (ridge A)"  # this Space scores in ridge mode
+PLOT_COLORS = {PAPER_SOURCE: "#1f77b4", SESSION_SOURCE: "#d62728"}
+LEADERBOARD_COLUMNS = ["encoder", "A", "C", "AC", "mode", "data", "protocol_hash"]
+T = TypeVar("T")
+TRACK_TQDM = gr.Progress(track_tqdm=True)  # the scorer's tqdm bars (images encoded) become the page's progress bar
+
+
+# ------------------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class Settings:
+    """What the host decides. :meth:`from_env` reads each from its ``LOW_METRIC_*`` variable."""
+
+    max_model_gb: float = 4.0  # safetensors weights of one encoder, all parts (LOW_METRIC_MAX_MODEL_GB)
+    max_images: int = 300  # distinct images one request encodes (LOW_METRIC_MAX_IMAGES)
+    max_seconds: float = 900.0  # wall time of one scoring request (LOW_METRIC_MAX_SECONDS)
+    calibration: dict[str, Any] | None = None  # `low-metric calibrate` output (LOW_METRIC_CALIBRATION: its path)
+    dataset_id: str | None = None  # results dataset of the leaderboard (LOW_METRIC_RESULTS_DATASET)
+    spair: str | None = None  # SPair-71k root; None: the built-in mini benchmark (LOW_METRIC_SPAIR)
+    cache_dir: str | None = None  # feature cache; None: the scorer's default ($LOW_METRIC_CACHE/features)
+    login: bool | None = None  # show "Sign in"; None: only on a Space (SPACE_ID set)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        calibration = env.get("LOW_METRIC_CALIBRATION")
+        return cls(
+            max_model_gb=float(env.get("LOW_METRIC_MAX_MODEL_GB", cls.max_model_gb)),
+            max_images=int(env.get("LOW_METRIC_MAX_IMAGES", cls.max_images)),
+            max_seconds=float(env.get("LOW_METRIC_MAX_SECONDS", cls.max_seconds)),
+            calibration=read_json(calibration, CALIBRATION_FORMAT) if calibration else None,
+            dataset_id=env.get("LOW_METRIC_RESULTS_DATASET") or None,
+            spair=env.get("LOW_METRIC_SPAIR") or None,
+        )
+
+    @property
+    def show_login(self) -> bool:
+        return self.login if self.login is not None else bool(os.environ.get("SPACE_ID"))
+
+
+class Refused(LowMetricError):
+    """A request this public service declines, with a one-line reason."""
+
+
+# ------------------------------------------------------------------------------------- encoder ids
+LIBRARY_PREFIXES = ("transformers:", "timm:", "open_clip:")
+MAX_NAME = 200
+MAX_PARTS = 2
+_REVISION = re.compile(r"[\w.-]+(?:/[\w.-]+)*")
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """One Hub repo of an encoder name: an optional library prefix, the repo id, an optional revision."""
+
+    prefix: str
+    repo_id: str
+    revision: str | None
+
+    @property
+    def name(self) -> str:
+        return self.prefix + self.repo_id + (f"@{self.revision}" if self.revision else "")
+
+
+def parse_encoder(text: str | None) -> list[RepoRef]:
+    """The Hub repos ``text`` names: ``org/name[@revision]``, two of them joined by ``+`` to concatenate.
+
+    Library prefixes (``timm:``, ``open_clip:``, ``transformers:``, ``hf-hub:``) pass only before an
+    ``org/name`` id, which gets the same checks; bare architecture names (``timm:vit_base``), local
+    paths and URLs are refused.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise Refused("enter a Hub model id, e.g. facebook/dinov2-large")
+    if len(text) > MAX_NAME:
+        raise Refused(f"an encoder id is at most {MAX_NAME} characters")
+    parts = text.split("+")
+    if len(parts) > MAX_PARTS:
+        raise Refused(f"at most {MAX_PARTS} encoders can be concatenated")
+    return [_parse_part(part.strip()) for part in parts]
+
+
+def _parse_part(part: str) -> RepoRef:
+    prefix = next((p for p in LIBRARY_PREFIXES if part.startswith(p)), "")
+    rest = part[len(prefix):]
+    if rest.startswith("hf-hub:"):
+        prefix, rest = prefix + "hf-hub:", rest.removeprefix("hf-hub:")
+    repo_id, at, revision = rest.partition("@")
+    if at and (not _REVISION.fullmatch(revision) or ".." in revision):
+        raise Refused(f"'{revision}' is not a valid revision")
+    if repo_id.count("/") != 1:
+        raise Refused(f"'{part}' is not a Hub model id: use org/name (no local paths, URLs or bare architectures)")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise Refused(f"'{repo_id}' is not a valid Hub model id") from None
+    if Path(repo_id).exists():
+        raise Refused(f"'{repo_id}' names a local path: this Space scores Hub repos only")
+    return RepoRef(prefix, repo_id, revision or None)
+
+
+# ------------------------------------------------------------------------------------- repo checks
+@contextlib.contextmanager
+def _hub_refusals(ref: RepoRef) -> Iterator[None]:
+    """The Hub's answers about ``ref`` as one-line refusals."""
+    try:
+        yield
+    except RepositoryNotFoundError:
+        raise Refused(f"'{ref.repo_id}' is not a public model repo on the Hub") from None
+    except RevisionNotFoundError:
+        raise Refused(f"revision '{ref.revision}' not found in '{ref.repo_id}'") from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise Refused(f"the Hub refused '{ref.repo_id}' (HTTP {status})") from None
+
+
+def repo_weight_bytes(ref: RepoRef, api: HfApi) -> int:
+    """Bytes of safetensors weights the scorer would fetch for ``ref``; refuses gated repos,
+    remote code and pickle-only weights. Nothing but the listing (and config.json) is downloaded."""
+    with _hub_refusals(ref):
+        info = api.model_info(ref.repo_id, revision=ref.revision, files_metadata=True, token=False)
+        if info.gated:
+            raise Refused(f"'{ref.repo_id}' is gated: this Space scores public models only")
+        sizes = {s.rfilename: s.size or 0 for s in info.siblings or ()}
+        if "config.json" in sizes and _remote_code(ref.repo_id, info.sha, sizes["config.json"]):
+            raise Refused(f"'{ref.repo_id}' needs trust_remote_code (its own Python code), which this Space never runs")
+    return _safetensors_bytes(ref.repo_id, sizes)
+
+
+def _remote_code(repo_id: str, commit: str, size: int) -> bool:
+    """Whether the repo's config.json asks transformers to run the repo's own code (``auto_map``)."""
+    if size > 1024**2:
+        raise Refused(f"'{repo_id}': its config.json is over 1 MB")
+    try:
+        config = json.loads(Path(hf_hub_download(repo_id, "config.json", revision=commit, token=False)).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Refused(f"'{repo_id}': its config.json is not valid JSON") from None
+    return isinstance(config, dict) and "auto_map" in config
+
+
+def _matching(files: dict[str, int], patterns: list[str]) -> list[str]:
+    return [f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns if not p.endswith(".json"))]
+
+
+def _safetensors_bytes(repo_id: str, sizes: dict[str, int]) -> int:
+    """The largest set of safetensors weights one library loads; pickled-only repos are refused."""
+    safe = [_matching(sizes, patterns) for _, patterns, _ in FILES.values()]
+    if not any(safe) and any(_matching(sizes, pickled) for _, _, pickled in FILES.values()):
+        raise Refused(f"'{repo_id}' has only pickled weights (.bin): this Space loads safetensors only")
+    return max(sum(sizes[f] for f in files) for files in safe)
+
+
+def check_weights(refs: list[RepoRef], settings: Settings, api: HfApi | None = None) -> None:
+    """Refuse an encoder whose weights (all parts together) exceed the size limit."""
+    api = api or HfApi()
+    total = sum(repo_weight_bytes(ref, api) for ref in refs)
+    if total > settings.max_model_gb * GB:
+        raise Refused(f"the encoder's weights take {total / GB:.2f} GB: this Space scores models up to "
+                      f"{settings.max_model_gb:g} GB")
+
+
+# ------------------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class Options:
+    """The scoring options a visitor may set; everything else is the scorer's default."""
+
+    layer: int = -2
+    patch: int = 16
+    window: int = 5
+    alignment: bool = True
+    pairs: int = 0  # pairs per category; 0: all
+
+    RANGES: ClassVar[dict[str, tuple[int, int]]] = {"layer": (-64, 63), "patch": (2, 64), "window": (0, 15), "pairs": (0, 100_000)}
+
+    @classmethod
+    def from_inputs(cls, layer: Any, patch: Any, window: Any, alignment: Any, pairs: Any) -> Options:
+        """Options from the page's widgets (numbers may arrive as floats or None): checked ranges."""
+        values = {"layer": layer, "patch": patch, "window": window, "pairs": pairs}
+        for name, value in values.items():
+            low, high = cls.RANGES[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+                raise Refused(f"{name} must be a whole number, got {value!r}")
+            if not low <= value <= high:
+                raise Refused(f"{name} must be between {low} and {high}, got {int(value)}")
+        return cls(**{k: int(v) for k, v in values.items()}, alignment=bool(alignment))
+
+    def config(self, settings: Settings) -> ScoreConfig:
+        """The scorer's config: the CLI's ``score --layer --patch --window [--limit] [--no-alignment]``."""
+        return ScoreConfig(spair=settings.spair, limit=self.pairs or None, patch=self.patch, window=self.window,
+                           layer=self.layer, alignment=self.alignment, cache_dir=settings.cache_dir)
+
+
+def check_images(config: ScoreConfig, settings: Settings) -> None:
+    """Refuse a request that would encode more distinct images than the limit (read from the annotations)."""
+    pairs = load_spair(config.spair, limit=config.limit) if config.spair else load_mini(limit=config.limit)
+    if len(pairs.images) > settings.max_images:
+        raise Refused(f"this request would encode {len(pairs.images)} images: the limit is {settings.max_images} "
+                      "(choose fewer pairs per category)")
+
+
+# ------------------------------------------------------------------------------------- scoring
+class _Overtime(BaseException):
+    """Raised in the scoring thread when its time is up (a BaseException: `except Exception` lets it pass)."""
+
+
+class _Watchdog:
+    """Interrupts the calling thread with :class:`_Overtime` at the deadline, then every second until
+    stopped (library code may swallow one interruption). Interruptions land between Python bytecodes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.thread = ctypes.c_ulong(threading.get_ident())
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.fired = False
+        threading.Thread(target=self._run, args=(seconds,), daemon=True).start()
+
+    def _run(self, wait: float) -> None:
+        while not self.stopped.wait(wait):
+            with self.lock:
+                if self.stopped.is_set():
+                    return
+                self.fired = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(self.thread, ctypes.py_object(_Overtime))
+            wait = 1.0
+
+    def stop(self) -> None:
+        """Stop, and drop an interruption not yet delivered: none outlives this call."""
+        while True:
+            try:
+                with self.lock:
+                    self.stopped.set()
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(self.thread, None)
+                return
+            except _Overtime:  # delivered while stopping: stop again
+                continue
+
+
+def call_with_time_limit(seconds: float, fn: Callable[[], T]) -> T:
+    """``fn()``, or a :class:`Refused` once it has run ``seconds``."""
+    watchdog = _Watchdog(seconds)
+    try:
+        try:
+            result = fn()
+        finally:
+            watchdog.stop()
+    except _Overtime:
+        pass
+    if watchdog.fired:
+        raise Refused(f"scoring took longer than this Space's limit of {seconds:g} s")
+    return result
+
+
+_SCORERS: dict[str, Scorer] = {}
+
+
+def _scorer(config: ScoreConfig) -> Scorer:
+    """The Scorer of ``config``, kept while requests repeat it (data and reference tokens load once).
+    It reads public repos only: ``token=False`` never sends the host's own token."""
+    key = repr(config)
+    if key not in _SCORERS:
+        _SCORERS.clear()
+        _SCORERS[key] = Scorer(config, token=False)
+    return _SCORERS[key]
+
+
+def _on_gpu(fn: Callable[..., T]) -> Callable[..., T]:
+    """``spaces.GPU`` (the request's time limit as its duration) where ``spaces`` exists; else ``fn``."""
+    if spaces is None:
+        return fn
+    return spaces.GPU(duration=lambda name, config, seconds: seconds)(fn)
+
+
+@_on_gpu
+def run_scorer(name: str, config: ScoreConfig, seconds: float) -> dict[str, Any]:
+    """One encoder's record from the scorer, within ``seconds`` (on the GPU under ZeroGPU)."""
+    try:
+        return call_with_time_limit(seconds, lambda: _scorer(config).score(name))
+    except BaseException:
+        _SCORERS.clear()  # a failed or interrupted run may leave its Scorer half-written: the next starts afresh
+        raise
+
+
+def score_encoder(text: str, options: Options, settings: Settings) -> dict[str, Any]:
+    """Check, then score one encoder; adds ``AC`` (as ``low-metric score --calibration``) where the
+    host's calibration was fitted under the same protocol."""
+    refs = parse_encoder(text)
+    config = options.config(settings)
+    check_images(config, settings)
+    check_weights(refs, settings)
+    record = run_scorer("+".join(ref.name for ref in refs), config, settings.max_seconds)
+    if _calibrated(record, settings):
+        record["AC"] = predict(record, settings.calibration)
+    return record
+
+
+def _calibrated(record: dict[str, Any], settings: Settings) -> bool:
+    calibration = settings.calibration
+    return bool(calibration) and "A" in record and "C" in record and \
+        record["protocol_hash"] == calibration["protocol_hash"]
+
+
+# ------------------------------------------------------------------------------------- views
+def one_line(exc: BaseException, secret: str | None = None) -> str:
+    """A one-line message for the page; ``secret`` (a token) never appears in it."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    if not isinstance(exc, LowMetricError):
+        text = f"{type(exc).__name__}: {text}"
+    return (text.replace(secret, "***") if secret else text)[:300]
+
+
+def _ac_note(record: dict[str, Any], settings: Settings) -> str:
+    if "AC" in record:
+        return "AC: the law's prediction, relative to the calibration's representations (about 0..1)."
+    if not settings.calibration:
+        return "AC needs a law fitted under the same protocol: this Space has no calibration."
+    if "A" not in record:
+        return "AC needs both A and C: turn the A score on."
+    return "AC needs a law fitted under the same protocol: these options differ from the calibration's."
+
+
+def summary(record: dict[str, Any], settings: Settings) -> str:
+    """The headline numbers of a record, as Markdown."""
+    a = f"{record['A']['A']:.4f}" if "A" in record else "off"
+    ac = f"{record['AC']['AC_mean']:.3f}" if "AC" in record else "n/a"
+    pairs = record["C"]["pairs"]
+    return (f"### {record['encoder']}\n\n| A | C | AC |\n|---|---|---|\n| {a} | {record['C']['C']:.2f} | {ac} |\n\n"
+            f"C: PCK at alpha 0.10, x 100, over {pairs} pairs. {_ac_note(record, settings)} "
+            f"Protocol hash `{record['protocol_hash'][:12]}`.")
+
+
+def category_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The per-category correspondence table (PCK in %)."""
+    rows = [{"category": cat, "pairs": v["pairs"], "keypoints": v["keypoints"],
+             **{k.upper(): round(x, 2) for k, x in v.items() if k.startswith("pck@")}}
+            for cat, v in record["C"]["per_category"].items()]
+    return pd.DataFrame(rows)
+
+
+def predicted_table(record: dict[str, Any]) -> pd.DataFrame:
+    """AC and predicted score per benchmark (empty without a calibration)."""
+    ac = record.get("AC")
+    if not ac:
+        return pd.DataFrame(columns=["benchmark", "AC", "predicted score"])
+    return pd.DataFrame([{"benchmark": b, "AC": round(ac["AC"][b], 3), "predicted score": round(y, 2)}
+                         for b, y in ac["predicted"].items()])
+
+
+def paper_points() -> list[dict[str, Any]]:
+    """The paper's 13 representations: A (mean over the 8 benchmarks' A columns) and C."""
+    table = paper_table()
+    return [{"name": name, "A": float(sum(table.a[b][i] for b in table.benchmarks) / len(table.benchmarks)),
+             "C": float(table.c[i]), "source": PAPER_SOURCE, "protocol": "paper"} for i, name in enumerate(table.names)]
+
+
+def add_to_history(history: list[dict[str, Any]], record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The session's plot points with ``record`` (needs A and C), replacing a same encoder and protocol."""
+    if "A" not in record:
+        return history
+    point = {"name": record["encoder"], "A": record["A"]["A"], "C": record["C"]["C"], "source": SESSION_SOURCE,
+             "protocol": record["protocol_hash"][:12]}
+    return [p for p in history if (p["name"], p["protocol"]) != (point["name"], point["protocol"])] + [point]
+
+
+def placement(history: list[dict[str, Any]]) -> pd.DataFrame:
+    """The plot's points: the paper's, the session's, and a point without coordinates that puts the
+    session's colour in the legend from the start (gradio fixes a plot's colours at its first value)."""
+    legend = {"name": "", "A": None, "C": None, "source": SESSION_SOURCE, "protocol": ""}
+    return pd.DataFrame([*paper_points(), legend, *history])
+
+
+def leaderboard_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The results dataset's rows (as ``read_leaderboard`` orders them), short hashes, rounded numbers."""
+    table = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
+    table["protocol_hash"] = table["protocol_hash"].str[:12]
+    return table.round({"A": 4, "C": 2, "AC": 3})
+
+
+def push_message(encoder: str, outcome: PublishOutcome) -> str:
+    """What a push did, as Markdown."""
+    if outcome.changed:
+        return f"Opened a pull request on the card of {encoder}: [{outcome.pr_url}]({outcome.pr_url})"
+    if outcome.pr_url:
+        return f"An open pull request already holds this result: [{outcome.pr_url}]({outcome.pr_url})"
+    return f"The card of {encoder} already holds this result: nothing to push."
+
+
+# ------------------------------------------------------------------------------------- handlers
+class Handlers:
+    """The page's event handlers, bound to the host's settings; plain methods that tests call directly."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def score(self, text: str, layer: float, patch: float, window: float, alignment: bool, pairs: float,
+              history: list[dict[str, Any]], progress: gr.Progress = TRACK_TQDM) -> tuple:
+        """Score one encoder: (summary, category table, predictions, plot, record JSON, record, history)."""
+        progress(0, desc="checking the repo")
+        try:
+            record = score_encoder(text, Options.from_inputs(layer, patch, window, alignment, pairs), self.settings)
+        except LowMetricError as exc:
+            raise gr.Error(one_line(exc), print_exception=False) from None
+        except Exception as exc:  # a failed request must leave the app serving the next one
+            logger.exception("scoring %r failed", text)
+            raise gr.Error(f"scoring failed: {one_line(exc)}", print_exception=False) from None
+        history = add_to_history(history, record)
+        return (summary(record, self.settings), category_table(record), predicted_table(record),
+                placement(history), record, record, history)
+
+    def push(self, record: dict[str, Any] | None, oauth_token: gr.OAuthToken | None) -> str:
+        """Open a pull request that adds the last result to the encoder's model card."""
+        if not record:
+            raise gr.Error("score an encoder first: its result is what gets pushed", print_exception=False)
+        if oauth_token is None:
+            raise gr.Error("sign in with Hugging Face first", print_exception=False)
+        try:
+            outcome = publish_to_card(record, create_pr=True, token=oauth_token.token)
+        except Exception as exc:  # noqa: BLE001 - any failure is one line on the page (token hidden)
+            message = f"push failed: {one_line(exc, secret=oauth_token.token)}"
+            logger.warning("%s: %s", record["encoder"], message)
+            raise gr.Error(message, print_exception=False) from None
+        return push_message(record["encoder"], outcome)
+
+    def leaderboard(self) -> tuple[pd.DataFrame, str]:
+        """The results dataset's rows (grouped by protocol, best AC, else C, first) and a note."""
+        dataset = self.settings.dataset_id
+        if not dataset:
+            return pd.DataFrame(), "No results dataset configured (LOW_METRIC_RESULTS_DATASET)."
+        try:
+            rows = read_leaderboard(dataset)
+        except Exception as exc:  # noqa: BLE001 - an unreadable dataset must not break the page
+            note = f"Could not read the results dataset {dataset}: {one_line(exc)}"
+            logger.warning(note)
+            return pd.DataFrame(), note
+        note = f"{len(rows)} results from the dataset `{dataset}`; compare rows of equal protocol hash."
+        return leaderboard_table(rows), note
+
+
+# ------------------------------------------------------------------------------------- page
+INTRO = """\
+# Score a vision encoder: A, C and AC
+
+After *Law of Vision Representation in MLLMs* (arXiv 2408.16357): **A** is how well the encoder's
+tokens map onto CLIP's (ridge map onto CLIP@224 and CLIP@336, held-out images), **C** is keypoint
+correspondence (PCK at alpha 0.10, x 100), and **AC** is the benchmark score a fitted law predicts
+from them. Type a Hub model id (`org/name`, `org/name@revision`, or two joined by `+`), or pick one
+of the paper's representations, and press **Score**. Public repos with safetensors weights only;
+remote code is never run.
+"""
+
+PLOT_CAPTION = ("Paper points: the paper's A (projector mode, mean over 8 benchmarks) and C. Points scored "
+                "here use this Space's A mode, so compare their A with each other before comparing with the paper's.")
+
+
+def build_demo(settings: Settings | None = None) -> gr.Blocks:
+    """The page, bound to ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    handlers = Handlers(settings)
+    with gr.Blocks(title="low_metric: score a vision encoder") as demo:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=2):
+                encoder = gr.Textbox(label="Hub encoder id", placeholder="org/name", elem_id="encoder")
+                gr.Examples([[i] for i in PAPER_ENCODERS.values()], inputs=encoder,
+                            example_labels=[f"{n}: {i}" for n, i in PAPER_ENCODERS.items()],
+                            label="The paper's representations")
+                with gr.Accordion("Scoring options", open=False):
+                    layer = gr.Number(-2, precision=0, label="layer (hidden-state index; -2 as LLaVA)")
+                    patch = gr.Slider(2, 64, value=16, step=1, label="P: descriptor grid side")
+                    window = gr.Slider(0, 15, value=5, step=1, label="soft-argmax window (0: nearest neighbour)")
+                    alignment = gr.Checkbox(True, label="A score (alignment with CLIP)")
+                    pairs = gr.Number(0, precision=0, label="pairs per category (0: all)")
+                run = gr.Button("Score", variant="primary", elem_id="score")
+            with gr.Column(scale=3):
+                headline = gr.Markdown("Scores appear here.", elem_id="summary")
+                categories = gr.Dataframe(label="Correspondence per category (PCK, %)")
+                predicted = gr.Dataframe(label="Predicted MLLM benchmark scores (with a calibration)")
+        plot = gr.ScatterPlot(placement([]), x="C", y="A", color="source", color_map=PLOT_COLORS,
+                              tooltip=["name", "A", "C", "protocol"], x_lim=[0, 100], y_lim=[0, 1.05],
+                              title="Where it stands: A against C", caption=PLOT_CAPTION, elem_id="plot")
+        with gr.Accordion("Full record (JSON)", open=False):
+            record_json = gr.JSON()
+        gr.Markdown("## Leaderboard")
+        board_note = gr.Markdown()
+        board = gr.Dataframe(label="Results dataset")
+        refresh = gr.Button("Refresh the leaderboard")
+        gr.Markdown("## Add the result to the model card\nOpens a pull request on the encoder's repo, as you.")
+        if settings.show_login:
+            gr.LoginButton()
+        push = gr.Button("Open a pull request with this result", elem_id="push")
+        push_status = gr.Markdown(elem_id="push-status")
+        record, history = gr.State(None), gr.State([])
+
+        run.click(handlers.score, [encoder, layer, patch, window, alignment, pairs, history],
+                  [headline, categories, predicted, plot, record_json, record, history],
+                  api_name="score", concurrency_limit=1)
+        push.click(handlers.push, record, push_status, api_name="push")
+        refresh.click(handlers.leaderboard, None, [board, board_note], api_name="leaderboard")
+        demo.load(handlers.leaderboard, None, [board, board_note])
+    return demo
+
+
+if __name__ == "__main__":
+    build_demo().queue(max_size=20).launch()
