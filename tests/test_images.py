@@ -211,3 +211,18 @@ def _png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_source_hash_follows_the_file_not_a_stale_memo(tmp_path):
+    import os
+
+    from low_metric.sources.images import source_hash
+
+    path = tmp_path / "x.png"
+    first, second = Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))
+    first.save(path)
+    assert source_hash(path) == content_hash(first) == source_hash(str(path))
+    second.save(path)
+    os.utime(path, ns=(1, 1))  # a different modification time, as any real rewrite has
+    assert source_hash(path) == content_hash(second) != content_hash(first)
+    assert source_hash(path.read_bytes()) == content_hash(second)

@@ -7,6 +7,7 @@ whichever way it arrived.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import warnings
@@ -51,6 +52,24 @@ def content_hash(image: Image.Image) -> str:
     digest = hashlib.sha256(f"RGB {rgb.width}x{rgb.height}\n".encode())
     digest.update(rgb.tobytes())
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _file_hash(path: str, size: int, mtime_ns: int) -> str:
+    return content_hash(load_image(path))
+
+
+def source_hash(source: ImageSource) -> str:
+    """:func:`content_hash` of an image source; a file is decoded for it once while its size and
+    modification time stay the same (the SPair set and an image set over the same files share it)."""
+    if isinstance(source, (str, Path)):
+        try:
+            stat = Path(source).stat()
+        except OSError:
+            pass  # load_image reports it
+        else:
+            return _file_hash(str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns)
+    return content_hash(load_image(source))
 
 
 def pad_to_frame(
@@ -169,7 +188,7 @@ def _build(
     skipped: list[tuple[str, str]] = []
     for i in chosen:
         try:
-            hashes.append(content_hash(load_image(fetch(i))))
+            hashes.append(source_hash(fetch(i)))
             kept.append(i)
         except LowMetricError as exc:
             skipped.append((ids[i], str(exc)))

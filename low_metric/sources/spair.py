@@ -25,7 +25,7 @@ from PIL import Image
 
 from low_metric.errors import LowMetricError
 from low_metric.frame import Frame, box_threshold
-from low_metric.sources.images import content_hash, load_image
+from low_metric.sources.images import source_hash
 
 _ORIENTATIONS_SWAPPING_AXES = frozenset({5, 6, 7, 8})
 
@@ -150,7 +150,7 @@ class SpairSet:
     @cached_property
     def image_hashes(self) -> dict[Path, str]:
         """Content hash of each image in :attr:`images` (decodes every image once)."""
-        return {path: content_hash(load_image(path)) for path in self.images}
+        return {path: source_hash(path) for path in self.images}
 
     @cached_property
     def hash(self) -> str:
