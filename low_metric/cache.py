@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import LowMetricError
+from .results import protocol_hash
 
 MAGIC = b"LMF1"
 FORMAT = "low_metric.feature_cache/1"
@@ -30,7 +31,7 @@ FORMAT = "low_metric.feature_cache/1"
 
 def cache_key(*parts: Any) -> str:
     """SHA-256 of the canonical JSON of the parts."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return protocol_hash(list(parts))
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,7 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     c.add_argument("--patch", type=int, default=16, help="P: descriptor grid side (default 16)")
     c.add_argument("--window", type=int, default=5, help="soft-argmax window; 0 for nearest neighbour")
     c.add_argument("--temperature", type=float, default=0.02)
-    c.add_argument("--alpha", type=float, action="append", dest="alphas", help="PCK alpha (repeatable; default 0.10 0.05 0.01)")
+    c.add_argument("--alpha", type=float, action="append", dest="alphas", help="PCK alpha to report (repeatable; default 0.10 0.05 0.01; C is always PCK@0.10)")
     c.add_argument("--no-correspondence", action="store_true", help="skip C")
     e = p.add_argument_group("encoder")
     e.add_argument("--layer", type=int, default=-2)

@@ -19,7 +19,8 @@ from .checks import as_tensor
 from .errors import LowMetricError
 from .frame import FRAME_SIZE
 
-ALPHAS = (0.10, 0.05, 0.01)
+C_ALPHA = 0.10  # C is PCK at alpha 0.10, whatever other alphas are reported
+ALPHAS = (C_ALPHA, 0.05, 0.01)
 
 
 def descriptor_grid(tokens: torch.Tensor, grid: tuple[int, int], size: int = 16) -> torch.Tensor:
@@ -121,6 +122,9 @@ class PckTable:
     alphas: Sequence[float] = ALPHAS
     _pairs: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.alphas = (C_ALPHA, *sorted({float(a) for a in self.alphas} - {C_ALPHA}, reverse=True))
+
     def add(self, category: str, pred_kps: Any, gt_kps: Any, threshold: float) -> None:
         """Record one pair: keypoints visible in both images, threshold = max side of the target box."""
         err = keypoint_errors(pred_kps, gt_kps)
@@ -144,7 +148,7 @@ class PckTable:
         rels = [r for _, r in self._pairs]
         key = {a: f"pck@{a:g}" for a in self.alphas}
         return {
-            "C": per_image(rels, self.alphas[0]),
+            "C": per_image(rels, C_ALPHA),
             "per_image": {key[a]: per_image(rels, a) for a in self.alphas},
             "per_keypoint": {key[a]: per_keypoint(rels, a) for a in self.alphas},
             "per_category": {

@@ -62,12 +62,8 @@ def encode_into_cache(
     accelerator.wait_for_everyone()  # every process has listed the cache before anyone writes
     mine = todo[accelerator.process_index :: accelerator.num_processes]
     bar = tqdm(total=len(mine), unit="img", desc=f"encode {encoder.id}", disable=not accelerator.is_main_process or not mine)
-    batches = [
-        [(k, j) for k, j in mine[s : s + batch_size] if j.square == square]
-        for square in (False, True)
-        for s in range(0, len(mine), batch_size)
-    ]
-    batches = [b for b in batches if b]
+    by_mode = [[(k, j) for k, j in mine if j.square == square] for square in (False, True)]
+    batches = [part[s : s + batch_size] for part in by_mode for s in range(0, len(part), batch_size)]
 
     def prepare(batch: list[tuple[str, ImageJob]]):
         return encoder.preprocess([j.load() for _, j in batch], square=batch[0][1].square)
@@ -84,7 +80,8 @@ def encode_into_cache(
             bar.update(len(batch))
     bar.close()
     accelerator.wait_for_everyone()
-    cache.refresh()
+    if accelerator.num_processes > 1:
+        cache.refresh()  # the other processes' shards
     counts = gather_object([len(mine)])
     return EncodeStats([int(c) for c in counts], len(unique) - len(todo))
 

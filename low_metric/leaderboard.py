@@ -10,16 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import LowMetricError
-from .results import RESULTS_FORMAT, check_writable
+from .results import RESULTS_FORMAT, write_text_atomic
 
 RESULTS_DIR = "results"
 COLUMNS = ("encoder", "revision", "A", "C", "AC", "mode", "data", "protocol_hash", "low_metric", "path")
@@ -106,7 +104,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def write_table(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Export rows as CSV (``.csv``) or a JSON list (otherwise), written atomically."""
-    path = check_writable(path)
+    path = Path(path)
     if path.suffix.lower() == ".csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
@@ -115,12 +113,4 @@ def write_table(rows: list[dict[str, Any]], path: str | Path) -> Path:
         text = buffer.getvalue()
     else:
         text = json.dumps(rows, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text)

@@ -26,8 +26,8 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import LowMetricError
+from .metric import METRIC_NAME
 
-METRIC_NAME = "ac_score"
 NAMESPACE = "evaluate-metric"  # evaluate's canonical metrics: evaluate.load("ac_score") looks here
 
 

@@ -122,7 +122,7 @@ def write_offline_encoders(root: str | Path) -> dict[str, Path]:
     out = {}
     for name, write in OFFLINE_ENCODERS.items():
         folder = Path(root) / name
-        if not (folder / "config.json").is_file():
+        if not (folder / "model.safetensors").is_file():  # written last: a half-written folder is redone
             folder.mkdir(parents=True, exist_ok=True)
             write(folder)
         out[name] = folder

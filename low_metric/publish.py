@@ -22,7 +22,7 @@ from typing import Any
 
 from . import __version__
 from .card import SOURCE_URL, card_repo_id, eval_results, eval_results_yaml, merge_card
-from .errors import LowMetricError
+from .errors import LowMetricError, network_failure
 from .leaderboard import (
     RESULTS_DIR,
     dataset_card,
@@ -139,11 +139,11 @@ def hub_errors(what: str, token: str | None = None, forbidden: str = "") -> Iter
             if not str(e).startswith("Invalid metadata"):
                 raise
             raise LowMetricError(f"{what}: the Hub rejected the card's metadata: {' '.join(str(e).split()[4:])}") from None
-        except Exception as e:  # the HTTP client's own errors (httpx or httpx2, by huggingface_hub version)
-            kinds = {c.__name__ for c in type(e).__mro__}
-            if "TimeoutException" in kinds:
+        except Exception as e:  # the HTTP client's own errors
+            failure = network_failure(e)
+            if failure == "timeout":
                 raise LowMetricError(f"the Hub at {_endpoint()} did not answer in time") from None
-            if "TransportError" in kinds:
+            if failure:
                 raise LowMetricError(f"the Hub at {_endpoint()} is unreachable (connection failed)") from None
             raise
     except LowMetricError as e:

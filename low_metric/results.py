@@ -15,7 +15,7 @@ RESULTS_FORMAT = "low_metric.results/1"
 CALIBRATION_FORMAT = "low_metric.calibration/1"
 
 
-def protocol_hash(protocol: dict[str, Any]) -> str:
+def protocol_hash(protocol: Any) -> str:
     """SHA-256 of the canonical JSON of a protocol: equal hashes mean comparable numbers."""
     return hashlib.sha256(json.dumps(protocol, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -38,18 +38,22 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename: readers never see half a file."""
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write to a temporary file beside ``path``, then rename: readers never see half a file."""
     path = check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 def read_json(path: str | Path, expected_format: str) -> dict[str, Any]:

@@ -87,7 +87,6 @@ class Data:
 
     spair: SpairSet | None
     image_set: ImageSet | None
-    spair_hashes: dict[Path, str]
     protocol: dict[str, Any]
 
 
@@ -95,14 +94,12 @@ def load_data(config: ScoreConfig) -> Data:
     """Load and hash the data once; the protocol records where it came from and its hashes."""
     needs_spair = config.correspondence or (config.alignment and not (config.images or config.dataset))
     spair = None
-    hashes: dict[Path, str] = {}
     protocol: dict[str, Any] = {}
     if needs_spair:
         if config.spair:
             spair = load_spair(config.spair, split=config.split, categories=config.categories, limit=config.limit)
         else:
             spair = load_mini(split=config.split, categories=config.categories, limit=config.limit)
-        hashes = spair.image_hashes
         protocol["pairs"] = {
             "source": "spair" if config.spair else "built-in mini benchmark",
             "split": config.split,
@@ -128,7 +125,7 @@ def load_data(config: ScoreConfig) -> Data:
             "skipped": len(image_set.skipped),
             "hash": image_set.set_hash,
         }
-    return Data(spair, image_set, hashes, protocol)
+    return Data(spair, image_set, protocol)
 
 
 def _alignment_jobs(image_set: ImageSet) -> list[ImageJob]:
@@ -136,7 +133,7 @@ def _alignment_jobs(image_set: ImageSet) -> list[ImageJob]:
 
 
 def _pair_jobs(data: Data) -> dict[Path, ImageJob]:
-    return {p: ImageJob(h, (lambda p=p: pad_to_frame(load_image(p))), square=True) for p, h in data.spair_hashes.items()}
+    return {p: ImageJob(h, (lambda p=p: pad_to_frame(load_image(p))), square=True) for p, h in data.spair.image_hashes.items()}
 
 
 class Scorer:
@@ -168,19 +165,22 @@ class Scorer:
         source = self.config.projectors.get(encoder_id)
         if source is None:
             raise LowMetricError(f"projector mode: no projector given for {encoder_id} (--projector {encoder_id}=REPO)")
-        projector = load_projector(source, token=self.token)
+        projector = load_projector(source, dim=tokens.shape[-1], token=self.token)
         with torch.inference_mode():
             return projector(tokens.float()), source
 
     def references(self) -> dict[str, tuple[torch.Tensor, tuple[int, int], dict]]:
-        """Reference tokens on the A images: id -> (tokens, grid, protocol)."""
+        """Reference tokens on the A images (projected in projector mode): id -> (tokens, grid, protocol)."""
         if self._references is None:
             jobs = _alignment_jobs(self.data.image_set)
             refs = {}
             for ref_id in self.config.references:
                 encoder = self._load(ref_id, scored=False)
                 encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=self.config.batch_size)
-                refs[ref_id] = (cached_tokens(encoder.protocol, jobs, self.cache), encoder.grid, encoder.protocol)
+                tokens = cached_tokens(encoder.protocol, jobs, self.cache)
+                if self.config.mode == "projector":  # into the LLM's token space, once for every scored encoder
+                    tokens = self._projected(ref_id, tokens)[0]
+                refs[ref_id] = (tokens, encoder.grid, encoder.protocol)
                 del encoder
             self._references = refs
         return self._references
@@ -244,7 +244,7 @@ class Scorer:
             )
             return {"A": result.a, "per_reference": result.per_reference, "mode": "ridge", "images": len(result.held_out), "calibration_images": len(result.calibration)}
         projected, source = self._projected(encoder.id, target)
-        per_ref = {r: a_score(projected, self._projected(r, t)[0]) for r, (t, _, _) in references.items()}
+        per_ref = {r: a_score(projected, t) for r, (t, _, _) in references.items()}
         return {"A": sum(per_ref.values()) / len(per_ref), "per_reference": per_ref, "mode": "projector", "projector": source, "images": len(jobs)}
 
     def _correspondence(self, encoder, pair_jobs: dict[Path, ImageJob]) -> dict[str, Any]:

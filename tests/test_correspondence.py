@@ -110,3 +110,13 @@ def test_frame_maps_points_and_boxes():
 def test_bad_input(call, message):
     with pytest.raises(LowMetricError, match=message):
         call()
+
+
+def test_c_is_always_pck_at_alpha_0_10():
+    gt = np.zeros((4, 2))
+    pred = gt + [[3, 0], [3, 0], [8, 0], [50, 0]]  # threshold 100: 2 within 0.05, 3 within 0.10
+    only_strict = PckTable(alphas=(0.05, 0.01))
+    only_strict.add("cat", pred, gt, 100.0)
+    s = only_strict.summary()
+    assert s["C"] == pytest.approx(75.0) and s["per_image"]["pck@0.1"] == pytest.approx(75.0)
+    assert list(s["per_image"]) == ["pck@0.1", "pck@0.05", "pck@0.01"] and s["per_image"]["pck@0.05"] == pytest.approx(50.0)

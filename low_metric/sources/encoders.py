@@ -41,7 +41,7 @@ from PIL import Image, ImageOps
 from torch import nn
 from torchvision.transforms.functional import normalize, to_tensor
 
-from low_metric.errors import LowMetricError
+from low_metric.errors import LowMetricError, network_failure
 from low_metric.sources.projector import load_projector
 
 LIBRARIES = ("transformers", "timm", "open_clip")
@@ -254,8 +254,9 @@ def _timm_hub_id(architecture: str) -> str:
 @contextlib.contextmanager
 def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
     """Turn huggingface_hub's errors for ``repo_id`` into one-line LowMetricErrors (no token in them)."""
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
 
     try:
         yield
@@ -270,6 +271,14 @@ def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
         status = e.response.status_code if e.response is not None else None
         hint = ": check the token" if status in (401, 403) else ""
         raise LowMetricError(f"the Hub refused '{repo_id}' (HTTP {status}){hint}") from None
+    except LocalEntryNotFoundError:
+        raise LowMetricError(f"'{repo_id}' is not in the local cache and the Hub is unreachable (offline)") from None
+    except Exception as e:
+        failure = network_failure(e)
+        if failure is None:
+            raise
+        detail = "did not answer in time" if failure == "timeout" else "is unreachable"
+        raise LowMetricError(f"the Hub at {constants.ENDPOINT} {detail} (loading '{repo_id}')") from None
 
 
 def _snapshot(repo_id: str, revision: str | None, token: str | None, library: str | None, hf_hub: bool,
