@@ -20,12 +20,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.model_repos import write_dinov2_focus  # noqa: E402
-
-from low_metric.scorer import ScoreConfig, score_encoders  # noqa: E402
+from low_metric.scoring.scorer import ScoreConfig, score_encoders  # noqa: E402
 from low_metric.sources.encoders import load_encoder  # noqa: E402
 from low_metric.sources.images import load_image, pad_to_frame  # noqa: E402
 from low_metric.sources.mini import load_mini  # noqa: E402
+from tests.model_repos import write_dinov2_focus  # noqa: E402
 
 
 def bare_forward(folder: Path, batch_size: int) -> tuple[float, int]:

@@ -1,6 +1,6 @@
 """Glue shared by the hub scripts: publishing options, outcome lines, one-line errors (exit 2).
 
-The logic lives in ``low_metric.publish``; the token comes from ``HF_TOKEN`` or the huggingface_hub
+The logic lives in ``low_metric.hub.publish``; the token comes from ``HF_TOKEN`` or the huggingface_hub
 login, never from the command line.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from low_metric import LowMetricError
 from low_metric.cli import add_publish_arguments, publish_options  # noqa: F401  (the scripts' shared options)
-from low_metric.publish import PublishOutcome
+from low_metric.hub.publish import PublishOutcome
 
 TOKEN_NOTE = ("The Hub token is read from HF_TOKEN or the huggingface_hub login (`hf auth login`), never from the "
               "command line, and is never printed or stored. HF_ENDPOINT selects another Hub.")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from _common import parser, print_outcomes, run
 
-from low_metric.publish import publish_folder
+from low_metric.hub.publish import publish_folder
 
 REQUIRED = ("README.md", "app.py", "requirements.txt")
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "space"

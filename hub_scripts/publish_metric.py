@@ -14,8 +14,8 @@ from pathlib import Path
 from _common import parser, print_outcomes, run
 
 import low_metric.metric
+from low_metric.hub.publish import publish_folder
 from low_metric.metric import SPACE_FILES as REQUIRED
-from low_metric.publish import publish_folder
 
 
 def main() -> int:

@@ -18,14 +18,14 @@ import sys
 from _common import add_publish_arguments, parser, print_outcomes, publish_options, run
 
 from low_metric import LowMetricError
-from low_metric.publish import (
+from low_metric.hub.publish import (
     check_dataset_access,
     publish_records,
     read_encoder_list,
     resolve_token,
     score_command,
 )
-from low_metric.results import RESULTS_FORMAT, check_writable, read_json
+from low_metric.scoring.results import RESULTS_FORMAT, check_writable, read_json
 
 
 def main() -> int:

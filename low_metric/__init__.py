@@ -2,32 +2,47 @@
 
 The math of the "Law of Vision Representation in MLLMs" (Yang et al., arXiv 2408.16357):
 the A score (alignment with CLIP), the C score (SPair-style keypoint correspondence), the law
-that predicts benchmark scores from them, and the AC policy.
+that predicts benchmark scores from them, and the AC policy; encoders by name and the scorer.
+
+Layers, each a folder that imports only the ones before it: ``core`` (pure math), ``sources``
+(encoders, data), ``scoring`` (cache, scorer, results), ``hub`` (cards, results dataset, guard);
+the faces above them: ``cli``, ``metric`` (the evaluate module), the Space, ``hub_scripts``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from low_metric.core.alignment import a_score, alignment_per_image, ridge_a_score
+from low_metric.core.correspondence import (
+    PckTable,
+    descriptor_grid,
+    match_keypoints,
+    pck,
+)
+from low_metric.core.errors import LowMetricError
+from low_metric.core.law import Law, fit_law, loo_errors
+from low_metric.core.policy import recommend, simulate
+from low_metric.scoring.results import VERSION as __version__
+from low_metric.sources.tables import load_table, paper_table
 
-from .alignment import a_score, alignment_per_image, ridge_a_score
-from .correspondence import PckTable, descriptor_grid, match_keypoints, pck
-from .errors import LowMetricError
-from .law import Law, fit_law, loo_errors
-from .policy import recommend, simulate
-from .tables import load_table, paper_table
-
-try:
-    __version__ = version("low_metric")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+_LAZY = {  # heavy imports (transformers, accelerate) only when asked for
+    "load_encoder": "low_metric.sources.encoders",
+    "load_projector": "low_metric.sources.projector",
+    "ScoreConfig": "low_metric.scoring.scorer",
+    "Scorer": "low_metric.scoring.scorer",
+    "score_encoders": "low_metric.scoring.scorer",
+}
 
 __all__ = [
     "Law",
     "LowMetricError",
     "PckTable",
+    "ScoreConfig",
+    "Scorer",
     "__version__",
     "a_score",
     "alignment_per_image",
     "descriptor_grid",
     "fit_law",
+    "load_encoder",
+    "load_projector",
     "load_table",
     "loo_errors",
     "match_keypoints",
@@ -35,5 +50,14 @@ __all__ = [
     "pck",
     "recommend",
     "ridge_a_score",
+    "score_encoders",
     "simulate",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'low_metric' has no attribute {name!r}")

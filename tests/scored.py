@@ -7,10 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from low_metric.calibration import predict
-from low_metric.law import fit_law
-from low_metric.scorer import ScoreConfig, score_encoders
-from low_metric.tables import paper_table
+from low_metric.core.law import fit_law
+from low_metric.scoring.calibration import predict
+from low_metric.scoring.scorer import ScoreConfig, score_encoders
+from low_metric.sources.tables import paper_table
 
 OTHER_CARD = """---
 license: apache-2.0

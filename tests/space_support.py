@@ -12,10 +12,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from low_metric.law import fit_law
-from low_metric.leaderboard import result_file, result_path
-from low_metric.results import CALIBRATION_FORMAT
-from low_metric.tables import paper_table
+from low_metric.core.law import fit_law
+from low_metric.hub.leaderboard import result_file, result_path
+from low_metric.scoring.results import CALIBRATION_FORMAT
+from low_metric.sources.tables import paper_table
 from tests.conftest import WRITER_TOKEN
 from tests.hub_double import HubDouble
 
@@ -48,7 +48,7 @@ def add_remote_code_repo(hub: HubDouble, source: str, target: str) -> str:
 
 
 def add_results_dataset(hub: HubDouble, dataset_id: str, records: list[dict[str, Any]]) -> str:
-    """A results dataset in the layout ``low_metric.publish`` writes and ``read_leaderboard`` reads."""
+    """A results dataset in the layout ``low_metric.hub.publish`` writes and ``read_leaderboard`` reads."""
     hub.add_repo(dataset_id, {result_path(r): result_file(r) for r in records}, repo_type="dataset",
                  write_tokens=[WRITER_TOKEN])
     return dataset_id

@@ -6,7 +6,7 @@ import torch
 
 import low_metric
 from low_metric import LowMetricError, a_score, alignment_per_image, ridge_a_score
-from low_metric.alignment import calibration_split, fit_ridge, resample_tokens
+from low_metric.core.alignment import calibration_split, fit_ridge, resample_tokens
 
 from . import reference
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from low_metric import LowMetricError
-from low_metric.cache import FeatureCache, cache_key
+from low_metric.scoring.cache import FeatureCache, cache_key
 
 
 def test_round_trip_across_instances_and_appends(tmp_path):

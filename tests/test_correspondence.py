@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from low_metric import LowMetricError, PckTable, descriptor_grid, match_keypoints, pck
-from low_metric.correspondence import patch_to_pixel
-from low_metric.frame import Frame, box_threshold
+from low_metric.core.correspondence import patch_to_pixel
+from low_metric.core.frame import Frame, box_threshold
 
 from . import reference
 

@@ -13,9 +13,9 @@ from PIL import Image
 from safetensors.torch import load as load_safetensors
 from skimage import data
 
-from low_metric import offline_models
-from low_metric.errors import LowMetricError
-from low_metric.sources import ConcatEncoder, Encoder, load_encoder
+from low_metric.core.errors import LowMetricError
+from low_metric.sources import offline_models
+from low_metric.sources.encoders import ConcatEncoder, Encoder, load_encoder
 from tests.conftest import READER_TOKEN, WRITER_TOKEN, ModelRepos
 from tests.hub_double import HubDouble
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from low_metric.leaderboard import result_path
-from low_metric.results import RESULTS_FORMAT, write_json_atomic
+from low_metric.hub.leaderboard import result_path
+from low_metric.scoring.results import RESULTS_FORMAT, write_json_atomic
 from tests.conftest import READER_TOKEN, WRITER_TOKEN
 from tests.hub_double import HubDouble
 from tests.scored import OTHER_CARD, score

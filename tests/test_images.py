@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from low_metric.errors import LowMetricError
-from low_metric.frame import Frame
+from low_metric.core.errors import LowMetricError
+from low_metric.core.frame import Frame
 from low_metric.sources.images import ImageSet, content_hash, load_image, pad_to_frame
 from low_metric.sources.mini import mini_benchmark_root
 from low_metric.sources.spair import load_spair

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from low_metric import Law, LowMetricError, fit_law, loo_errors, paper_table
-from low_metric.tables import PAPER_BENCHMARKS, parse_table
+from low_metric.sources.tables import PAPER_BENCHMARKS, parse_table
 
 from . import reference
 

@@ -21,7 +21,7 @@ import yaml
 
 import low_metric
 from low_metric.metric import metric_file
-from low_metric.metric_install import default_modules_cache, install_metric, metric_dir
+from low_metric.metric.install import default_modules_cache, install_metric, metric_dir
 
 METRIC_FILE = metric_file()
 CARD = METRIC_FILE.with_name("README.md")

@@ -6,8 +6,8 @@ import evaluate
 import pytest
 
 from low_metric.cli import main
-from low_metric.errors import LowMetricError
-from low_metric.metric_install import install_metric
+from low_metric.core.errors import LowMetricError
+from low_metric.metric.install import install_metric
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from low_metric import LowMetricError, paper_table, recommend, simulate
-from low_metric.policy import cells, next_candidate, unit_square
+from low_metric.core.policy import cells, next_candidate, unit_square
 
 
 def test_beats_random_at_every_budget_from_2_to_5_on_the_paper_table():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from low_metric.scorer import ScoreConfig, score_encoders
+from low_metric.scoring.scorer import ScoreConfig, score_encoders
 
 
 @pytest.mark.parametrize(("real", "random", "layer"), [

@@ -13,9 +13,9 @@ import yaml
 from huggingface_hub import ModelCard, metadata_load, parse_eval_result_entries
 
 from low_metric import LowMetricError
-from low_metric.card import card_repo_id, eval_results, merge_card
-from low_metric.leaderboard import format_table, result_path, write_table
-from low_metric.publish import (
+from low_metric.hub.card import card_repo_id, eval_results, merge_card
+from low_metric.hub.leaderboard import format_table, result_path, write_table
+from low_metric.hub.publish import (
     publish_records,
     publish_to_card,
     publish_to_dataset,
@@ -227,7 +227,7 @@ def test_errors_are_one_line_and_leave_nothing(hub, records, card_repo, model_re
 
 def test_cli_publish_then_leaderboard(hub, records, tmp_path, monkeypatch, capsys):
     from low_metric.cli import main
-    from low_metric.results import RESULTS_FORMAT, write_json_atomic
+    from low_metric.scoring.results import RESULTS_FORMAT, write_json_atomic
 
     monkeypatch.setenv("HF_TOKEN", WRITER_TOKEN)
     results_file = tmp_path / "results.json"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from low_metric.cache import FeatureCache
 from low_metric.cli import main
+from low_metric.scoring.cache import FeatureCache
 from low_metric.sources.mini import load_mini
 
 N_IMAGES = len(load_mini().images)  # distinct images; each is encoded natively (A) and framed (C)

@@ -14,8 +14,11 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from low_metric.cli import main
-from low_metric.results import write_json_atomic
-from low_metric.scorer import ScoreConfig, score_encoders
+from low_metric.core.errors import Refused
+from low_metric.hub.guard import public_encoder
+from low_metric.scoring.results import write_json_atomic
+from low_metric.scoring.scorer import ScoreConfig, score_encoders
+from low_metric.scoring.timelimit import call_with_time_limit
 from tests.conftest import READER_TOKEN, WRITER_TOKEN
 from tests.space_support import (
     add_remote_code_repo,
@@ -132,7 +135,7 @@ def test_refusals_are_one_line_and_the_next_request_works(space, hub, encoder, e
     ({"pairs": -1}, "pairs must be between 0 and 100000"),
 ])
 def test_options_outside_their_ranges_are_refused(options, expected):
-    with pytest.raises(app.Refused, match=expected):
+    with pytest.raises(Refused, match=expected):
         app.Options.from_inputs(**{**OPTIONS, **options})
 
 
@@ -227,14 +230,14 @@ def test_plot_places_session_encoders_among_the_papers():
     ("open_clip:hf-hub:laion/CLIP-ViT-L-14", ["open_clip:hf-hub:laion/CLIP-ViT-L-14"]),
 ])
 def test_encoder_ids_that_pass(text, names):
-    assert [ref.name for ref in app.parse_encoder(text)] == names
+    assert [ref.name for ref in public_encoder(text)] == names
 
 
 def test_local_paths_are_refused(tmp_path, monkeypatch):
     (tmp_path / "some-org" / "model").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(app.Refused, match="'some-org/model' names a local path"):
-        app.parse_encoder("some-org/model")
+    with pytest.raises(Refused, match="'some-org/model' names a local path"):
+        public_encoder("some-org/model")
 
 
 def test_time_limit_interrupts_even_code_that_swallows_it():
@@ -247,10 +250,10 @@ def test_time_limit_interrupts_even_code_that_swallows_it():
                 continue
 
     start = time.monotonic()
-    with pytest.raises(app.Refused, match="limit of 0.2 s"):
-        app.call_with_time_limit(0.2, stubborn)
+    with pytest.raises(Refused, match="limit of 0.2 s"):
+        call_with_time_limit(0.2, stubborn)
     assert time.monotonic() - start < 3
-    assert app.call_with_time_limit(5, lambda: 42) == 42
+    assert call_with_time_limit(5, lambda: 42) == 42
     time.sleep(1.2)  # nothing is left to land later
 
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from low_metric.scorer import ScoreConfig, score_encoders
+from low_metric.scoring.scorer import ScoreConfig, score_encoders
 from tests.conftest import WRITER_TOKEN
 from tests.space_support import add_results_dataset, copy_repo, launched, load_app
 

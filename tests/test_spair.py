@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from low_metric.errors import LowMetricError
+from low_metric.core.errors import LowMetricError
 from low_metric.sources.images import content_hash, load_image, pad_to_frame
 from low_metric.sources.spair import load_spair
 

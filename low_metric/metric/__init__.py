@@ -1,7 +1,7 @@
 """The `evaluate` face of low_metric: the ``ac_score`` metric module, its card and its Space app.
 
 The files here are resources as much as code: ``ac_score.py`` is copied into evaluate's modules
-cache by :func:`low_metric.metric_install.install_metric` (so ``evaluate.load("ac_score")`` works
+cache by :func:`low_metric.metric.install.install_metric` (so ``evaluate.load("ac_score")`` works
 offline), and ``ac_score.py``, ``app.py``, ``README.md`` and ``requirements.txt`` together form the
 metric's Hugging Face Space. Nothing is imported here: loading evaluate or gradio is slow.
 """

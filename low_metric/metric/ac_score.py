@@ -23,9 +23,9 @@ import evaluate
 import numpy as np
 
 import low_metric
-from low_metric.errors import LowMetricError
-from low_metric.frame import FRAME_SIZE, box_threshold
-from low_metric.results import protocol_hash
+from low_metric.core.errors import LowMetricError
+from low_metric.core.frame import FRAME_SIZE, box_threshold
+from low_metric.scoring.results import protocol_hash
 
 _CITATION = """\
 @article{yang2024law,
@@ -103,7 +103,7 @@ Configuration "encoder" (loads and runs the encoders, as bertscore loads its mod
     references (list of lists of str): per prediction, the reference encoder ids (the same for all;
         the paper: ["openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336"]).
     calibration (str, optional): a `low-metric calibrate` file: adds AC and predicted scores.
-    any option of low_metric.scorer.ScoreConfig: spair, images, dataset, count, mode ("ridge"),
+    any option of low_metric.scoring.scorer.ScoreConfig: spair, images, dataset, count, mode ("ridge"),
         projectors, patch, window, alphas, layer, resolution, dtype, batch_size, cache_dir, ...
         (data default: the built-in mini benchmark).
   Returns: encoders, A, C, AC (lists, one per encoder), results (the scorer's full records),
@@ -512,10 +512,10 @@ def _prepare_encoder(batch: dict[str, Any]) -> dict[str, Any]:
 def encoder(predictions: Any, references: Any, *, calibration: str | None = None, **options: Any) -> dict[str, Any]:
     """Score encoder ids (predictions) against reference encoders (references, the same for every
     prediction) on the built-in mini benchmark, or the data that ``options`` name: any field of
-    ``low_metric.scorer.ScoreConfig`` (``spair``, ``images``, ``count``, ``mode``, ``cache_dir``, ...)."""
-    from low_metric.calibration import predict
-    from low_metric.results import CALIBRATION_FORMAT, read_json
-    from low_metric.scorer import ScoreConfig, score_encoders
+    ``low_metric.scoring.scorer.ScoreConfig`` (``spair``, ``images``, ``count``, ``mode``, ``cache_dir``, ...)."""
+    from low_metric.scoring.calibration import predict
+    from low_metric.scoring.results import CALIBRATION_FORMAT, read_json
+    from low_metric.scoring.scorer import ScoreConfig, score_encoders
 
     refs = {tuple(r) for r in references}
     if len(refs) != 1:

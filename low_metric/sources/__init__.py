@@ -1,6 +1,2 @@
-"""Sources of data for the scorer: vision encoders by name (and, beside them, image sets)."""
-
-from low_metric.sources.encoders import ConcatEncoder, Encoder, load_encoder
-from low_metric.sources.projector import load_projector
-
-__all__ = ["ConcatEncoder", "Encoder", "load_encoder", "load_projector"]
+"""Layer 2, sources: encoders by name (one module per family), image sets, SPair-71k, the mini
+benchmark, projectors, the paper's table, offline models. May import ``core``, nothing above."""

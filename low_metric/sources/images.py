@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from low_metric.errors import LowMetricError
-from low_metric.frame import FRAME_SIZE, Frame
+from low_metric.core.errors import LowMetricError
+from low_metric.core.frame import FRAME_SIZE, Frame
 
 ImageSource = str | Path | bytes
 """A path to an image file, or the encoded bytes of one."""

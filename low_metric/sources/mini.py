@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
-from low_metric.errors import LowMetricError
+from low_metric.core.errors import LowMetricError
 from low_metric.sources.images import ImageSet
 from low_metric.sources.spair import SpairSet, load_spair
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from low_metric.errors import LowMetricError
+from low_metric.core.errors import LowMetricError
 
 SAFE_NAME = "mm_projector.safetensors"
 PICKLED_NAME = "mm_projector.bin"
@@ -49,7 +49,7 @@ def load_projector(source: str | Path, *, dim: int | None = None, revision: str 
 def _download(repo_id: str, *, revision: str | None, token: str | None, allow_pickle: bool) -> Path:
     from huggingface_hub import HfApi, hf_hub_download
 
-    from low_metric.sources.encoders import hub_errors
+    from low_metric.sources.hub import hub_errors
 
     with hub_errors(repo_id, revision):
         info = HfApi().model_info(repo_id, revision=revision, token=token)

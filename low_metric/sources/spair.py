@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from low_metric.errors import LowMetricError
-from low_metric.frame import Frame, box_threshold
+from low_metric.core.errors import LowMetricError
+from low_metric.core.frame import Frame, box_threshold
 from low_metric.sources.images import source_hash
 
 _ORIENTATIONS_SWAPPING_AXES = frozenset({5, 6, 7, 8})

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import as_tensor, as_token_list
-from .errors import LowMetricError
+from low_metric.core.checks import as_tensor, as_token_list
+from low_metric.core.errors import LowMetricError
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import LowMetricError
-from .results import protocol_hash
+from low_metric.core.errors import LowMetricError
+from low_metric.scoring.results import protocol_hash
 
 MAGIC = b"LMF1"
 FORMAT = "low_metric.feature_cache/1"

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import LowMetricError
-from .results import RESULTS_FORMAT, write_text_atomic
+from low_metric.core.errors import LowMetricError
+from low_metric.scoring.results import RESULTS_FORMAT, write_text_atomic
 
 RESULTS_DIR = "results"
 COLUMNS = ("encoder", "revision", "A", "C", "AC", "mode", "data", "protocol_hash", "low_metric", "path")
@@ -50,7 +50,7 @@ def dataset_card(dataset_id: str) -> str:
         "One file per encoder and protocol: `results/<org>--<name>/<protocol_hash>.json`, a "
         "`low_metric.results/1` file with one record and its full protocol. Only rows with equal "
         "`protocol_hash` are comparable.\n\n"
-        f"```python\nfrom low_metric.publish import read_leaderboard\nrows = read_leaderboard(\"{dataset_id}\")\n```\n"
+        f"```python\nfrom low_metric.hub.publish import read_leaderboard\nrows = read_leaderboard(\"{dataset_id}\")\n```\n"
     )
 
 

@@ -6,11 +6,16 @@ import hashlib
 import json
 import os
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .errors import LowMetricError
+from low_metric.core.errors import LowMetricError
 
+try:
+    VERSION = version("low_metric")  # recorded in every protocol
+except PackageNotFoundError:  # running from a source tree that is not installed
+    VERSION = "0.0.0+unknown"
 RESULTS_FORMAT = "low_metric.results/1"
 CALIBRATION_FORMAT = "low_metric.calibration/1"
 

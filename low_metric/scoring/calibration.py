@@ -8,11 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .errors import LowMetricError
-from .law import Law, fit_law
-from .results import CALIBRATION_FORMAT
-from .tables import Table, paper_table
+from low_metric.core.errors import LowMetricError
+from low_metric.core.law import Law, fit_law
+from low_metric.scoring.results import CALIBRATION_FORMAT, VERSION
+from low_metric.sources.tables import Table, paper_table
 
 # The paper's transformer-based representations and their Hub ids (LLaVA vision towers).
 PAPER_ENCODERS = {
@@ -51,7 +50,7 @@ def calibrate(records: dict[str, dict[str, Any]], table: Table | None = None) ->
     }
     return {
         "format": CALIBRATION_FORMAT,
-        "low_metric": __version__,
+        "low_metric": VERSION,
         "protocol_hash": protocol_hash,
         "protocol": next(iter(records.values()))["protocol"],
         "representations": {n: {"encoder": records[n]["encoder"], "A": float(x), "C": float(y)} for n, x, y in zip(names, a, c)},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LowMetricError
+from low_metric.core.errors import LowMetricError
 
 PAPER_BENCHMARKS = (
     "mmbench_en",

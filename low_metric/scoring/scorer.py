@@ -2,7 +2,7 @@
 
 Works in one process or under ``accelerate launch`` (the encoding is split across processes, the
 math runs on the main process, which alone returns records). Features go through the
-content-addressed :class:`~low_metric.cache.FeatureCache`, so a rerun encodes only what is missing.
+content-addressed :class:`~low_metric.scoring.cache.FeatureCache`, so a rerun encodes only what is missing.
 """
 
 from __future__ import annotations
@@ -15,18 +15,23 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from . import __version__
-from .alignment import a_score, ridge_a_score
-from .cache import FeatureCache
-from .correspondence import ALPHAS, PckTable, descriptor_grid, match_keypoints
-from .errors import LowMetricError
-from .features import ImageJob, cached_tokens, encode_into_cache
-from .frame import FRAME_SIZE
-from .results import protocol_hash
-from .sources.encoders import load_encoder, load_projector
-from .sources.images import ImageSet, load_image, pad_to_frame
-from .sources.mini import load_mini
-from .sources.spair import SpairSet, load_spair
+from low_metric.core.alignment import a_score, ridge_a_score
+from low_metric.core.correspondence import (
+    ALPHAS,
+    PckTable,
+    descriptor_grid,
+    match_keypoints,
+)
+from low_metric.core.errors import LowMetricError
+from low_metric.core.frame import FRAME_SIZE
+from low_metric.scoring.cache import FeatureCache
+from low_metric.scoring.features import ImageJob, cached_tokens, encode_into_cache
+from low_metric.scoring.results import VERSION, protocol_hash
+from low_metric.sources.encoders import load_encoder
+from low_metric.sources.images import ImageSet, load_image, pad_to_frame
+from low_metric.sources.mini import load_mini
+from low_metric.sources.projector import load_projector
+from low_metric.sources.spair import SpairSet, load_spair
 
 DEFAULT_REFERENCES = ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336")
 
@@ -188,7 +193,7 @@ class Scorer:
     def protocol(self) -> dict[str, Any]:
         """What every encoder scored by this run shares: data, references, settings, version."""
         c = self.config
-        protocol: dict[str, Any] = {"low_metric": __version__, "data": self.data.protocol}
+        protocol: dict[str, Any] = {"low_metric": VERSION, "data": self.data.protocol}
         if c.alignment:
             protocol["alignment"] = {
                 "mode": c.mode,

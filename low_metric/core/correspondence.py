@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .alignment import resample_tokens
-from .checks import as_tensor
-from .errors import LowMetricError
-from .frame import FRAME_SIZE
+from low_metric.core.alignment import resample_tokens
+from low_metric.core.checks import as_tensor
+from low_metric.core.errors import LowMetricError
+from low_metric.core.frame import FRAME_SIZE
 
 C_ALPHA = 0.10  # C is PCK at alpha 0.10, whatever other alphas are reported
 ALPHAS = (C_ALPHA, 0.05, 0.01)

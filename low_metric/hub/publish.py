@@ -20,16 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .card import SOURCE_URL, card_repo_id, eval_results, eval_results_yaml, merge_card
-from .errors import LowMetricError, network_failure
-from .leaderboard import (
+from low_metric.core.errors import LowMetricError
+from low_metric.hub.card import (
+    SOURCE_URL,
+    card_repo_id,
+    eval_results,
+    eval_results_yaml,
+    merge_card,
+)
+from low_metric.hub.leaderboard import (
     RESULTS_DIR,
     dataset_card,
     merge_results,
     result_file,
     result_path,
 )
+from low_metric.scoring.results import VERSION
+from low_metric.sources.hub import network_failure
 
 FOLDER_IGNORE = ["__pycache__/*", "*/__pycache__/*", "*.pyc", ".*", "*/.*"]
 
@@ -155,7 +162,7 @@ def hub_errors(what: str, token: str | None = None, forbidden: str = "") -> Iter
 def _api(token: str | None) -> Any:
     from huggingface_hub import HfApi
 
-    return HfApi(token=token, library_name="low_metric", library_version=__version__)
+    return HfApi(token=token, library_name="low_metric", library_version=VERSION)
 
 
 def _namespaces(api: Any, token: str | None) -> set[str]:
@@ -189,7 +196,7 @@ def _summary(record: dict[str, Any]) -> str:
               f"C = {record['C']['C']:.2f}" if "C" in record else "",
               f"AC = {record['AC']['AC_mean']:.4f}" if "AC" in record else ""]
     return (f"{', '.join(v for v in values if v)}\n\nProtocol hash: `{record['protocol_hash']}`.\n"
-            f"Scored and published with low_metric {__version__} (after arXiv 2408.16357).")
+            f"Scored and published with low_metric {VERSION} (after arXiv 2408.16357).")
 
 
 def _write_check(api: Any, repo_id: str, repo_type: str, token: str | None, hint: str) -> None:
@@ -228,10 +235,10 @@ def _plan_card(api: Any, token: str | None, record: dict[str, Any], repo_id: str
         _write_check(api, repo_id, "model", token, ": open a pull request instead (the default: drop --no-pr, create_pr=False)")
     with hub_errors(what, token):
         old: dict[str, str | None] = {"README.md": _read(api, repo_id, "README.md", sha, "model")}
-        new = {"README.md": merge_card(old["README.md"], eval_results(record, __version__, source_url),
+        new = {"README.md": merge_card(old["README.md"], eval_results(record, VERSION, source_url),
                                        repo_id.split("/")[-1])}
         if benchmark:
-            path, text = eval_results_yaml(record, __version__, benchmark, source_url)
+            path, text = eval_results_yaml(record, VERSION, benchmark, source_url)
             old[path], new[path] = _read(api, repo_id, path, sha, "model"), text
     files = {p: t for p, t in new.items() if t != old[p]}
     plan = _Plan(repo_id, "model", files, old, f"low_metric: scores of {repo_id} (protocol {record['protocol_hash'][:12]})",
@@ -366,7 +373,7 @@ def publish_to_dataset(record: dict[str, Any], dataset_id: str, *, token: str | 
 
 
 def read_leaderboard(dataset_id: str, *, revision: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
-    """The results dataset as one table: a row per file (see :func:`low_metric.leaderboard.merge_results`)."""
+    """The results dataset as one table: a row per file (see :func:`low_metric.hub.leaderboard.merge_results`)."""
     token = resolve_token(token, required=False)
     api = _api(token)
     with hub_errors(f"dataset {dataset_id}", token):
@@ -439,7 +446,7 @@ def publish_folder(folder: str | Path, repo_id: str, *, repo_type: str = "space"
         if sha is None:
             api.create_repo(repo_id, repo_type=repo_type, space_sdk=space_sdk, private=private, exist_ok=True)
         info = api.upload_folder(folder_path=root, repo_id=repo_id, repo_type=repo_type, allow_patterns=list(changed),
-                                 commit_message=message or f"low_metric {__version__}: upload {root.name}",
+                                 commit_message=message or f"low_metric {VERSION}: upload {root.name}",
                                  create_pr=create_pr)
     return PublishOutcome(repo_id, repo_type, True, changed, url=info.commit_url, pr_url=info.pr_url, create_pr=create_pr)
 

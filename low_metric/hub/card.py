@@ -18,8 +18,8 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
-from .errors import LowMetricError
-from .results import protocol_hash
+from low_metric.core.errors import LowMetricError
+from low_metric.scoring.results import protocol_hash
 
 TASK_TYPE = "image-feature-extraction"
 TASK_NAME = "Vision representation scoring (A, C, AC)"

@@ -17,8 +17,8 @@ from accelerate.utils import gather_object
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .cache import FeatureCache, cache_key
-from .errors import LowMetricError
+from low_metric.core.errors import LowMetricError
+from low_metric.scoring.cache import FeatureCache, cache_key
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import as_vector
-from .errors import LowMetricError
-from .law import design_matrix
+from low_metric.core.checks import as_vector
+from low_metric.core.errors import LowMetricError
+from low_metric.core.law import design_matrix
 
 MAX_LEVEL = 30
 

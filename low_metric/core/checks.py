@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import LowMetricError
+from low_metric.core.errors import LowMetricError
 
 
 def as_tensor(x: Any, name: str, *, ndim: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:

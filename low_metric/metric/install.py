@@ -25,8 +25,8 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from .errors import LowMetricError
-from .metric import METRIC_NAME
+from low_metric.core.errors import LowMetricError
+from low_metric.metric import METRIC_NAME
 
 NAMESPACE = "evaluate-metric"  # evaluate's canonical metrics: evaluate.load("ac_score") looks here
 
@@ -92,7 +92,7 @@ def install_metric(cache_dir: str | Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m low_metric.metric_install [MODULES_CACHE]``: install and print the path."""
+    """``python -m low_metric.metric.install [MODULES_CACHE]``: install and print the path."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv

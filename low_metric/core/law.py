@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .checks import as_vector
-from .errors import LowMetricError
+from low_metric.core.checks import as_vector
+from low_metric.core.errors import LowMetricError
 
 KINDS = ("ac2", "a", "c", "linear")
 

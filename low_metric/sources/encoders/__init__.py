@@ -1,0 +1,80 @@
+"""Vision encoders by name: one entry point, :func:`load_encoder`, in the style of open_clip's factory.
+
+Names are parsed by :mod:`low_metric.sources.names`; the library comes from a ``library:`` prefix or
+from the repo's files (a transformers ``config.json`` with ``model_type``, a timm ``config.json``
+with ``architecture``, an ``open_clip_config.json``). One module per family (``*_family``) turns a
+folder of files into an :class:`Encoder`; ``X+Y`` gives a :class:`ConcatEncoder`. The libraries
+are imported on first use (they take seconds to import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+
+import torch
+
+from low_metric.core.errors import LowMetricError
+from low_metric.sources.encoders.base import (
+    DTYPES,
+    Encoder,
+    check_dtype_device,
+    input_size,
+)
+from low_metric.sources.encoders.concat import ConcatEncoder
+from low_metric.sources.hub import resolve
+from low_metric.sources.names import EncoderRef, parse_encoder_id
+
+FAMILIES = {"transformers": "transformers_family", "timm": "timm_family", "open_clip": "open_clip_family"}
+
+__all__ = ["ConcatEncoder", "Encoder", "load_encoder"]
+
+
+def load_encoder(name: str, *, layer: int = -2, resolution: int | tuple[int, int] | None = None,
+                 dtype: str = "float32", revision: str | None = None, device: str = "cpu",
+                 trust_remote_code: bool = False, token: str | None = None, feature: int | str | None = None,
+                 allow_pickle: bool = False) -> Encoder:
+    """Load a vision encoder by name (see :mod:`low_metric.sources.names` for the naming scheme).
+
+    Args:
+        layer: hidden-state index of ViT-like encoders (-2: LLaVA's select layer); prefix tokens
+            (CLS, registers) are dropped. For transformers it indexes ``hidden_states``
+            (embeddings included), for timm / open_clip the blocks.
+        resolution: input size (int or (H, W)) instead of the processor's own.
+        dtype: ``float32``, ``bfloat16`` or ``float16`` (GPU only).
+        revision: branch, tag or commit of a single Hub repo; the resolved commit is recorded.
+        feature: for CNNs, which feature map (index into timm's ``feature_info`` or module name);
+            default the last one of stride 14-16.
+        allow_pickle: accept repos whose weights exist only as pickles (loaded weights-only).
+    """
+    if dtype not in DTYPES:
+        raise LowMetricError(f"bad dtype '{dtype}': use one of {', '.join(DTYPES)}")
+    check_dtype_device(DTYPES[dtype], torch.device(device))
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise LowMetricError(f"layer must be an int, got {layer!r}")
+    options = dict(layer=layer, resolution=input_size(resolution), dtype=dtype, device=device,
+                   trust_remote_code=trust_remote_code, feature=feature)
+    parts = [_load_one(ref, token=token, allow_pickle=allow_pickle, **options)
+             for ref in parse_encoder_id(name, revision=revision)]
+    return parts[0] if len(parts) == 1 else ConcatEncoder(parts)
+
+
+def on_hub(ref: EncoderRef) -> EncoderRef:
+    """``ref`` with a bare timm architecture (``timm:vit_small_patch14_dinov2``) replaced by its Hub repo."""
+    if ref.library != "timm" or ref.repo_id is not None or ref.local:
+        return ref
+    from low_metric.sources.encoders.timm_family import hub_id
+
+    return EncoderRef(ref.library, ref.hf_hub, hub_id(ref.target), ref.revision)
+
+
+def _load_one(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_remote_code: bool,
+              **options: object) -> Encoder:
+    ref = on_hub(ref)
+    folder, commit, library = resolve(ref, token=token, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    return family(library)(ref.target, commit, folder, trust_remote_code=trust_remote_code, **options)
+
+
+def family(library: str) -> Callable[..., Encoder]:
+    """The ``load(name, revision, folder, **options)`` of a library's family module."""
+    return import_module(f"{__name__}.{FAMILIES[library]}").load

@@ -1,0 +1,96 @@
+"""transformers encoders: any Auto vision model (CLIP and SigLIP checkpoints give their vision tower);
+tokens are ``hidden_states[layer]`` with the prefix tokens (CLS, registers) dropped."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from low_metric.core.errors import LowMetricError
+from low_metric.sources.encoders.base import DTYPES, Encoder, check_layer, pil_name
+
+
+def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tuple[int, int] | None,
+                          dtype: str, device: str, trust_remote_code: bool, feature: Any) -> Encoder:
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except ValueError as e:
+        raise LowMetricError(f"'{name}' is not a transformers model: {str(e).splitlines()[0]}") from None
+    tower = getattr(config, "vision_config", None) or config
+    model_class = MODEL_MAPPING[type(tower)] if type(tower) in MODEL_MAPPING else AutoModel
+    if getattr(model_class, "main_input_name", "pixel_values") != "pixel_values":
+        raise LowMetricError(f"'{name}' ({config.model_type}) has no vision tower")
+    if not any(folder.glob("*processor_config.json")):
+        raise LowMetricError(f"'{name}' has no preprocessor_config.json")
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a full CLIP/SigLIP checkpoint's text tower is unused: no load report
+    try:
+        model, info = model_class.from_pretrained(folder, config=tower, dtype=DTYPES[dtype], output_loading_info=True,
+                                                  use_safetensors=any(folder.glob("*.safetensors")),
+                                                  trust_remote_code=trust_remote_code)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if getattr(model, "main_input_name", None) != "pixel_values":
+        raise LowMetricError(f"'{name}' ({config.model_type}) has no vision tower")
+    if info["missing_keys"]:
+        raise LowMetricError(f"'{name}' lacks {len(info['missing_keys'])} weights of {type(model).__name__} "
+                             f"(e.g. {sorted(info['missing_keys'])[0]})")
+    processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    kwargs = _processor_size(processor, resolution) if resolution else {}
+    forward_kwargs = {"output_hidden_states": True}
+    if resolution and "interpolate_pos_encoding" in inspect.signature(model.forward).parameters:
+        forward_kwargs["interpolate_pos_encoding"] = True
+    patch = getattr(tower, "patch_size", None)
+
+    def native(images: list[Image.Image]) -> torch.Tensor:
+        return processor(images=images, return_tensors="pt", **kwargs)["pixel_values"]
+
+    def grid(pixels: torch.Tensor) -> torch.Tensor:
+        output = model(pixel_values=pixels, **forward_kwargs)
+        states = getattr(output, "reshaped_hidden_states", None) or output.hidden_states
+        tokens = states[check_layer(layer, len(states), name, "hidden states (embeddings included)")]
+        if tokens.ndim == 4:
+            return tokens
+        return _tokens_to_grid(tokens, pixels.shape[-2:], patch, name)
+
+    resample = getattr(processor, "resample", 3)
+    summary = {"processor": type(processor).__name__, "resample": pil_name(resample), **{k: getattr(processor, k, None)
+               for k in ("size", "crop_size", "do_center_crop", "image_mean", "image_std")}, **kwargs}
+    return Encoder(id=name, revision=revision, library="transformers", model=model, native=native, grid=grid,
+                   mean=processor.image_mean, std=processor.image_std, interpolation=pil_name(resample), dtype=dtype,
+                   device=device, native_summary=summary, layer=layer, resolution=resolution,
+                   model_class=type(model).__name__)
+
+
+def _processor_size(processor: Any, resolution: tuple[int, int]) -> dict[str, Any]:
+    """Processor call arguments that make its output ``resolution`` (H, W), keeping its resize/crop ratio."""
+    height, width = resolution
+    size = dict(processor.size)  # transformers' SizeDict iterates over its set fields
+    if getattr(processor, "do_center_crop", False) and getattr(processor, "crop_size", None):
+        crop = dict(processor.crop_size)
+        if size.get("shortest_edge"):
+            return {"size": {"shortest_edge": round(size["shortest_edge"] * max(height, width) / crop["height"])},
+                    "crop_size": {"height": height, "width": width}}
+        return {"size": {"height": height, "width": width}, "crop_size": {"height": height, "width": width}}
+    return {"size": {"height": height, "width": width}}
+
+
+def _tokens_to_grid(tokens: torch.Tensor, image_size: Sequence[int], patch: Any, name: str) -> torch.Tensor:
+    """[B, prefix + h*w, D] -> [B, D, h, w], dropping the prefix tokens (CLS, registers)."""
+    if patch is None:
+        raise LowMetricError(f"'{name}' gives tokens but no patch_size to lay them on a grid")
+    ph, pw = (patch, patch) if isinstance(patch, int) else patch
+    h, w = image_size[0] // ph, image_size[1] // pw
+    if tokens.shape[1] < h * w:
+        raise LowMetricError(f"'{name}' gives {tokens.shape[1]} tokens, fewer than its {h}x{w} grid")
+    return tokens[:, tokens.shape[1] - h * w:].transpose(1, 2).reshape(tokens.shape[0], -1, h, w)

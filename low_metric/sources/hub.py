@@ -1,0 +1,171 @@
+"""Hub access for the sources: listing and fetching a model repo's files, the local cache, and
+huggingface_hub's errors as one-line LowMetricErrors (never with a token in them).
+
+A Hub repo is listed at the asked revision, only the files its library needs are fetched (configs and
+safetensors weights; pickles only with ``allow_pickle``) and the snapshot's commit hash is its
+revision. With ``HF_HUB_OFFLINE=1`` the cached snapshot is used. A local folder's revision is
+``sha256:`` + a hash of its files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from low_metric.core.errors import LowMetricError
+from low_metric.sources.names import EncoderRef
+
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+# (configs, safetensors weights, pickled weights) fetched per library
+FILES = {
+    "transformers": (["config.json", "preprocessor_config.json", "processor_config.json"],
+                     ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"],
+                     ["pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json"]),
+    "timm": (["config.json"], ["model.safetensors"], ["pytorch_model.bin"]),
+    "open_clip": ([OPEN_CLIP_CONFIG], ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors"],
+                  ["open_clip_pytorch_model.bin"]),
+}
+
+
+def network_failure(exc: BaseException) -> str | None:
+    """"unreachable" or "timeout" when ``exc`` is the HTTP client's failure to reach a server
+    (httpx or httpx2, by huggingface_hub version; requests' ConnectionError), else None."""
+    kinds = {c.__name__ for c in type(exc).__mro__}
+    if "TimeoutException" in kinds:
+        return "timeout"
+    if kinds & {"TransportError", "ConnectionError"}:
+        return "unreachable"
+    return None
+
+
+def resolve(ref: EncoderRef, *, token: str | None, allow_pickle: bool,
+            trust_remote_code: bool) -> tuple[Path, str, str]:
+    """The folder holding ``ref``'s files, its revision (commit or content hash) and its library."""
+    target = ref.target
+    if ref.local or offline():
+        folder = Path(target) if ref.local else cached_snapshot(target, ref.revision)
+        commit = content_hash(folder) if ref.local else folder.name
+        files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+        library = ref.library or detect_library(files, ref.hf_hub, lambda f: folder / f, target)
+        select_files(library, files, allow_pickle, target)
+        return folder, commit, library
+    return _snapshot(target, ref.revision, token, ref.library, ref.hf_hub, allow_pickle, trust_remote_code)
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
+    """Turn huggingface_hub's errors for ``repo_id`` into one-line LowMetricErrors (no token in them)."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        yield
+    except GatedRepoError:
+        raise LowMetricError(f"'{repo_id}' is a gated repo: request access on the Hub, then pass token= "
+                             "(or log in) with a token that has it") from None
+    except RepositoryNotFoundError:
+        raise LowMetricError(f"repo '{repo_id}' not found on the Hub (or private: pass a token that can read it)") from None
+    except RevisionNotFoundError:
+        raise LowMetricError(f"revision '{revision}' not found in '{repo_id}'") from None
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        hint = ": check the token" if status in (401, 403) else ""
+        raise LowMetricError(f"the Hub refused '{repo_id}' (HTTP {status}){hint}") from None
+    except LocalEntryNotFoundError:
+        raise LowMetricError(f"'{repo_id}' is not in the local cache and the Hub is unreachable (offline)") from None
+    except Exception as e:
+        failure = network_failure(e)
+        if failure is None:
+            raise
+        detail = "did not answer in time" if failure == "timeout" else "is unreachable"
+        raise LowMetricError(f"the Hub at {constants.ENDPOINT} {detail} (loading '{repo_id}')") from None
+
+
+
+
+def _snapshot(repo_id: str, revision: str | None, token: str | None, library: str | None, hf_hub: bool,
+              allow_pickle: bool, trust_remote_code: bool) -> tuple[Path, str, str]:
+    """List the repo at ``revision``, detect the library, fetch the needed files; returns (folder, commit, library)."""
+    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+
+    with hub_errors(repo_id, revision):
+        info = HfApi().model_info(repo_id, revision=revision, token=token)
+        files = [s.rfilename for s in info.siblings or ()]
+
+        def fetch(filename: str) -> Path:
+            return Path(hf_hub_download(repo_id, filename, revision=info.sha, token=token))
+
+        library = library or detect_library(files, hf_hub, fetch, repo_id)
+        patterns = select_files(library, files, allow_pickle, repo_id) + (["*.py"] if trust_remote_code else [])
+        # by the name asked for, so the cache records the branch (for HF_HUB_OFFLINE) too
+        folder = Path(snapshot_download(repo_id, revision=revision, token=token, allow_patterns=patterns))
+    return folder, folder.name, library  # a snapshot folder is named after its commit
+
+
+def offline() -> bool:
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode()
+
+
+def cached_snapshot(repo_id: str, revision: str | None) -> Path:
+    """The cached snapshot of ``repo_id`` at ``revision`` (HF_HUB_OFFLINE=1); its folder name is the commit."""
+    from huggingface_hub import scan_cache_dir
+
+    revision = revision or "main"
+    for repo in scan_cache_dir().repos:
+        if repo.repo_id == repo_id and repo.repo_type == "model":
+            for cached in repo.revisions:
+                if revision in cached.refs or cached.commit_hash.startswith(revision):
+                    return cached.snapshot_path
+    raise LowMetricError(f"'{repo_id}' at '{revision}' is not in the local Hub cache and HF_HUB_OFFLINE is set")
+
+
+def detect_library(files: Sequence[str], hf_hub: bool, fetch: Callable[[str], Path], name: str) -> str:
+    if hf_hub and OPEN_CLIP_CONFIG in files:
+        return "open_clip"
+    if "config.json" in files:
+        config = json.loads(fetch("config.json").read_text())
+        if "architecture" in config:
+            return "timm"
+        if "model_type" in config or "architectures" in config:
+            return "transformers"
+    if OPEN_CLIP_CONFIG in files:
+        return "open_clip"
+    raise LowMetricError(f"'{name}' holds no model config (transformers/timm config.json or {OPEN_CLIP_CONFIG})")
+
+
+def select_files(library: str, files: Sequence[str], allow_pickle: bool, name: str) -> list[str]:
+    """Patterns of the files to fetch: configs and safetensors weights, pickles only if allowed."""
+    configs, safe, pickled = FILES[library]
+
+    def weights(patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatch(f, p) for f in files for p in patterns if not p.endswith(".json"))
+
+    if weights(safe):
+        return configs + safe
+    if weights(pickled) and allow_pickle:
+        return configs + pickled
+    if weights(pickled):
+        raise LowMetricError(f"'{name}' has only pickled weights: pass allow_pickle=True to load them (weights-only)")
+    raise LowMetricError(f"'{name}' has no {library} weights file ({', '.join(safe)})")
+
+
+def content_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
