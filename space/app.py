@@ -1,15 +1,6 @@
-"""The low_metric Space: score any Hub vision encoder in the browser.
-
-Type a Hub model id. The app checks the repo first (a public model repo, safetensors weights within
-the size limit, no remote code, a bounded number of images), scores it through
-``low_metric.scoring.scorer`` on the built-in mini benchmark (or SPair-71k where the host provides it), and
-shows A, C, AC, the per-category correspondence table and, with a calibration, the predicted MLLM
-benchmark scores. A plot places it against the paper's 13 representations and every encoder scored
-in this browser session; the leaderboard comes from the results dataset; a signed-in user can open
-a pull request that adds the result to the encoder's model card.
-
-Run locally with ``python space/app.py``. The host's settings come from ``LOW_METRIC_*``
-environment variables (see :class:`Settings`); tests pass ``build_demo(Settings(...))``.
+"""The low_metric Space: score any Hub vision encoder in the browser (the page only: the checks, the
+scoring and the formulas live in the library). ``python space/app.py`` runs it locally; the host's
+settings come from ``LOW_METRIC_*`` variables (:class:`Settings`); tests call ``build_demo(Settings(...))``.
 """
 
 from __future__ import annotations
@@ -28,13 +19,15 @@ from typing import Any, ClassVar, TypeVar
 import gradio as gr
 import pandas as pd
 
-from low_metric.core.errors import LowMetricError, Refused
+from low_metric.core.checks import whole_number
+from low_metric.core.errors import LowMetricError, Refused, one_line
 from low_metric.hub.guard import check_image_count, check_weights, public_encoder
 from low_metric.hub.publish import PublishOutcome, publish_to_card, read_leaderboard
-from low_metric.scoring.calibration import PAPER_ENCODERS, predict
+from low_metric.scoring.calibration import PAPER_ENCODERS, matches, predict
+from low_metric.scoring.report import ac_note, category_rows, headline, prediction_rows
 from low_metric.scoring.results import CALIBRATION_FORMAT, read_json
-from low_metric.scoring.scorer import ScoreConfig, Scorer
-from low_metric.scoring.timelimit import call_with_time_limit
+from low_metric.scoring.scorer import ScoreConfig
+from low_metric.scoring.service import score_within
 from low_metric.sources.tables import paper_table
 
 logger = logging.getLogger("low_metric.space")
@@ -45,7 +38,6 @@ T = TypeVar("T")
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # the scorer's tqdm bars (images encoded) become the page's progress bar
 
 
-# ------------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class Settings:
     """What the host decides. :meth:`from_env` reads each from its ``LOW_METRIC_*`` variable."""
@@ -77,7 +69,6 @@ class Settings:
         return self.login if self.login is not None else bool(os.environ.get("SPACE_ID"))
 
 
-# ------------------------------------------------------------------------------------- options
 @dataclass(frozen=True)
 class Options:
     """The scoring options a visitor may set; everything else is the scorer's default."""
@@ -94,32 +85,13 @@ class Options:
     def from_inputs(cls, layer: Any, patch: Any, window: Any, alignment: Any, pairs: Any) -> Options:
         """Options from the page's widgets (numbers may arrive as floats or None): checked ranges."""
         values = {"layer": layer, "patch": patch, "window": window, "pairs": pairs}
-        for name, value in values.items():
-            low, high = cls.RANGES[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-                raise Refused(f"{name} must be a whole number, got {value!r}")
-            if not low <= value <= high:
-                raise Refused(f"{name} must be between {low} and {high}, got {int(value)}")
-        return cls(**{k: int(v) for k, v in values.items()}, alignment=bool(alignment))
+        return cls(**{k: whole_number(v, k, *cls.RANGES[k], error=Refused) for k, v in values.items()},
+                   alignment=bool(alignment))
 
     def config(self, settings: Settings) -> ScoreConfig:
         """The scorer's config: the CLI's ``score --layer --patch --window [--limit] [--no-alignment]``."""
         return ScoreConfig(spair=settings.spair, limit=self.pairs or None, patch=self.patch, window=self.window,
                            layer=self.layer, alignment=self.alignment, cache_dir=settings.cache_dir)
-
-
-# ------------------------------------------------------------------------------------- scoring
-_SCORERS: dict[str, Scorer] = {}
-
-
-def _scorer(config: ScoreConfig) -> Scorer:
-    """The Scorer of ``config``, kept while requests repeat it (data and reference tokens load once).
-    It reads public repos only: ``token=False`` never sends the host's own token."""
-    key = repr(config)
-    if key not in _SCORERS:
-        _SCORERS.clear()
-        _SCORERS[key] = Scorer(config, token=False)
-    return _SCORERS[key]
 
 
 def _on_gpu(fn: Callable[..., T]) -> Callable[..., T]:
@@ -132,11 +104,7 @@ def _on_gpu(fn: Callable[..., T]) -> Callable[..., T]:
 @_on_gpu
 def run_scorer(name: str, config: ScoreConfig, seconds: float) -> dict[str, Any]:
     """One encoder's record from the scorer, within ``seconds`` (on the GPU under ZeroGPU)."""
-    try:
-        return call_with_time_limit(seconds, lambda: _scorer(config).score(name), whose="this Space's")
-    except BaseException:
-        _SCORERS.clear()  # a failed or interrupted run may leave its Scorer half-written: the next starts afresh
-        raise
+    return score_within(name, config, seconds, whose="this Space's")
 
 
 def score_encoder(text: str, options: Options, settings: Settings) -> dict[str, Any]:
@@ -147,69 +115,26 @@ def score_encoder(text: str, options: Options, settings: Settings) -> dict[str, 
     check_image_count(config.spair, config.limit, settings.max_images)
     check_weights(refs, settings.max_model_gb, limit="this Space scores models up to {max_gb:g} GB")
     record = run_scorer("+".join(ref.name for ref in refs), config, settings.max_seconds)
-    if _calibrated(record, settings):
+    if matches(record, settings.calibration):
         record["AC"] = predict(record, settings.calibration)
     return record
 
 
-def _calibrated(record: dict[str, Any], settings: Settings) -> bool:
-    calibration = settings.calibration
-    return bool(calibration) and "A" in record and "C" in record and \
-        record["protocol_hash"] == calibration["protocol_hash"]
-
-
-# ------------------------------------------------------------------------------------- views
-def one_line(exc: BaseException, secret: str | None = None) -> str:
-    """A one-line message for the page; ``secret`` (a token) never appears in it."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
-    if not isinstance(exc, LowMetricError):
-        text = f"{type(exc).__name__}: {text}"
-    return (text.replace(secret, "***") if secret else text)[:300]
-
-
-def _ac_note(record: dict[str, Any], settings: Settings) -> str:
-    if "AC" in record:
-        return "AC: the law's prediction, relative to the calibration's representations (about 0..1)."
-    if not settings.calibration:
-        return "AC needs a law fitted under the same protocol: this Space has no calibration."
-    if "A" not in record:
-        return "AC needs both A and C: turn the A score on."
-    return "AC needs a law fitted under the same protocol: these options differ from the calibration's."
-
-
 def summary(record: dict[str, Any], settings: Settings) -> str:
     """The headline numbers of a record, as Markdown."""
-    a = f"{record['A']['A']:.4f}" if "A" in record else "off"
-    ac = f"{record['AC']['AC_mean']:.3f}" if "AC" in record else "n/a"
-    pairs = record["C"]["pairs"]
-    return (f"### {record['encoder']}\n\n| A | C | AC |\n|---|---|---|\n| {a} | {record['C']['C']:.2f} | {ac} |\n\n"
-            f"C: PCK at alpha 0.10, x 100, over {pairs} pairs. {_ac_note(record, settings)} "
-            f"Protocol hash `{record['protocol_hash'][:12]}`.")
-
-
-def category_table(record: dict[str, Any]) -> pd.DataFrame:
-    """The per-category correspondence table (PCK in %)."""
-    rows = [{"category": cat, "pairs": v["pairs"], "keypoints": v["keypoints"],
-             **{k.upper(): round(x, 2) for k, x in v.items() if k.startswith("pck@")}}
-            for cat, v in record["C"]["per_category"].items()]
-    return pd.DataFrame(rows)
-
-
-def predicted_table(record: dict[str, Any]) -> pd.DataFrame:
-    """AC and predicted score per benchmark (empty without a calibration)."""
-    ac = record.get("AC")
-    if not ac:
-        return pd.DataFrame(columns=["benchmark", "AC", "predicted score"])
-    return pd.DataFrame([{"benchmark": b, "AC": round(ac["AC"][b], 3), "predicted score": round(y, 2)}
-                         for b, y in ac["predicted"].items()])
+    head = headline(record)
+    a = f"{head['A']:.4f}" if head["A"] is not None else "off"
+    ac = f"{head['AC']:.3f}" if head["AC"] is not None else "n/a"
+    return (f"### {record['encoder']}\n\n| A | C | AC |\n|---|---|---|\n| {a} | {head['C']:.2f} | {ac} |\n\n"
+            f"C: PCK at alpha 0.10, x 100, over {record['C']['pairs']} pairs. "
+            f"{ac_note(record, settings.calibration)} Protocol hash `{record['protocol_hash'][:12]}`.")
 
 
 def paper_points() -> list[dict[str, Any]]:
     """The paper's 13 representations: A (mean over the 8 benchmarks' A columns) and C."""
     table = paper_table()
-    return [{"name": name, "A": float(sum(table.a[b][i] for b in table.benchmarks) / len(table.benchmarks)),
-             "C": float(table.c[i]), "source": PAPER_SOURCE, "protocol": "paper"} for i, name in enumerate(table.names)]
+    return [{"name": name, "A": float(a), "C": float(c), "source": PAPER_SOURCE, "protocol": "paper"}
+            for name, a, c in zip(table.names, table.mean_a, table.c, strict=True)]
 
 
 def add_to_history(history: list[dict[str, Any]], record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -244,7 +169,6 @@ def push_message(encoder: str, outcome: PublishOutcome) -> str:
     return f"The card of {encoder} already holds this result: nothing to push."
 
 
-# ------------------------------------------------------------------------------------- handlers
 class Handlers:
     """The page's event handlers, bound to the host's settings; plain methods that tests call directly."""
 
@@ -263,7 +187,8 @@ class Handlers:
             logger.exception("scoring %r failed", text)
             raise gr.Error(f"scoring failed: {one_line(exc)}", print_exception=False) from None
         history = add_to_history(history, record)
-        return (summary(record, self.settings), category_table(record), predicted_table(record),
+        predicted = pd.DataFrame(prediction_rows(record), columns=["benchmark", "AC", "predicted score"])
+        return (summary(record, self.settings), pd.DataFrame(category_rows(record)), predicted,
                 placement(history), record, record, history)
 
     def push(self, record: dict[str, Any] | None, oauth_token: gr.OAuthToken | None) -> str:
@@ -295,7 +220,6 @@ class Handlers:
         return leaderboard_table(rows), note
 
 
-# ------------------------------------------------------------------------------------- page
 INTRO = """\
 # Score a vision encoder: A, C and AC
 

@@ -54,3 +54,12 @@ def as_vector(x: Any, name: str, *, length: int | None = None) -> np.ndarray:
     if not np.isfinite(v).all():
         raise LowMetricError(f"{name}: contains NaN or Inf")
     return v
+
+
+def whole_number(value: Any, name: str, low: int, high: int, error: type[LowMetricError] = LowMetricError) -> int:
+    """``value`` as an int in [low, high] (a float that is a whole number passes: widgets send floats)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value != int(value):
+        raise error(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise error(f"{name} must be between {low} and {high}, got {int(value)}")
+    return int(value)

@@ -8,3 +8,13 @@ class LowMetricError(ValueError):
 
 class Refused(LowMetricError):
     """A request declined by a limit or a policy (size, time, remote code, a public service's rules)."""
+
+
+def one_line(exc: BaseException, secret: str | None = None, limit: int = 300) -> str:
+    """``exc`` as one line for a person (its class named unless it is a LowMetricError); ``secret``
+    (a token) never appears in it."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    if not isinstance(exc, LowMetricError):
+        text = f"{type(exc).__name__}: {text}"
+    return (text.replace(secret, "***") if secret else text)[:limit]

@@ -78,3 +78,9 @@ def predict(record: dict[str, Any], calibration: dict[str, Any]) -> dict[str, An
         "predicted": {b: float(law.predict(a, c)[0]) for b, law in laws.items()},
         "calibration_protocol_hash": calibration["protocol_hash"],
     }
+
+
+def matches(record: dict[str, Any], calibration: dict[str, Any] | None) -> bool:
+    """Whether ``calibration`` applies to ``record``: both A and C measured, under its protocol."""
+    return bool(calibration) and "A" in record and "C" in record and \
+        record.get("protocol_hash") == calibration["protocol_hash"]

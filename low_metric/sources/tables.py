@@ -41,6 +41,11 @@ class Table:
     def benchmarks(self) -> list[str]:
         return list(self.scores)
 
+    @property
+    def mean_a(self) -> np.ndarray:
+        """Each representation's A averaged over the benchmarks (one point per representation)."""
+        return np.mean([self.a[b] for b in self.benchmarks], axis=0)
+
     def benchmark(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A, C, y) of one benchmark."""
         if name not in self.scores:
