@@ -25,7 +25,7 @@ from low_metric.hub.publish import (
     resolve_token,
     score_command,
 )
-from low_metric.scoring.results import RESULTS_FORMAT, check_writable, read_json
+from low_metric.scoring.results import check_writable, read_results
 
 
 def main() -> int:
@@ -58,7 +58,7 @@ def main() -> int:
     if code != 0:
         raise LowMetricError(f"scoring failed (exit {code}); nothing published")
     if publishing:
-        print_outcomes(publish_records(read_json(args.output, RESULTS_FORMAT)["results"], **publish_options(args)))
+        print_outcomes(publish_records(read_results(args.output), **publish_options(args)))
     return 0
 
 

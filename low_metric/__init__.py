@@ -9,31 +9,25 @@ Layers, each a folder that imports only the ones before it: ``core`` (pure math)
 the faces above them: ``cli``, ``metric`` (the evaluate module), the Space, ``hub_scripts``.
 """
 
-from low_metric.core.alignment import a_score, alignment_per_image, ridge_a_score
-from low_metric.core.correspondence import (
-    PckTable,
-    descriptor_grid,
-    match_keypoints,
-    pck,
-)
-from low_metric.core.errors import LowMetricError
-from low_metric.core.law import Law, fit_law, loo_errors
-from low_metric.core.policy import recommend, simulate
 from low_metric.scoring.results import VERSION as __version__
-from low_metric.sources.tables import load_table, paper_table
 
-_LAZY = {  # heavy imports (transformers, accelerate) only when asked for
+_LAZY = {  # name -> module: importing low_metric (and the CLI's --help) loads no torch until asked
+    **dict.fromkeys(("a_score", "alignment_per_image", "ridge_a_score"), "low_metric.core.alignment"),
+    **dict.fromkeys(("PckTable", "descriptor_grid", "match_keypoints", "pck"), "low_metric.core.correspondence"),
+    **dict.fromkeys(("LowMetricError", "Refused"), "low_metric.core.errors"),
+    **dict.fromkeys(("Law", "fit_law", "loo_errors"), "low_metric.core.law"),
+    **dict.fromkeys(("recommend", "simulate"), "low_metric.core.policy"),
+    **dict.fromkeys(("load_table", "paper_table"), "low_metric.sources.tables"),
     "load_encoder": "low_metric.sources.encoders",
     "load_projector": "low_metric.sources.projector",
-    "ScoreConfig": "low_metric.scoring.scorer",
-    "Scorer": "low_metric.scoring.scorer",
-    "score_encoders": "low_metric.scoring.scorer",
+    **dict.fromkeys(("ScoreConfig", "Scorer", "score_encoders"), "low_metric.scoring.scorer"),
 }
 
 __all__ = [
     "Law",
     "LowMetricError",
     "PckTable",
+    "Refused",
     "ScoreConfig",
     "Scorer",
     "__version__",
@@ -59,5 +53,11 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         from importlib import import_module
 
-        return getattr(import_module(_LAZY[name]), name)
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'low_metric' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

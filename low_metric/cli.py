@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from low_metric.core.errors import LowMetricError
+from low_metric.core.errors import LowMetricError, RuntimeFailure, one_line
 from low_metric.core.law import KINDS, fit_law, loo_errors
 from low_metric.core.policy import recommend, simulate
 from low_metric.scoring.results import (
     CALIBRATION_FORMAT,
     RESULTS_FORMAT,
+    VERSION,
     check_writable,
     read_json,
+    read_results,
     write_json_atomic,
 )
 from low_metric.sources.tables import load_table
@@ -31,8 +33,40 @@ if TYPE_CHECKING:
 Command = Callable[[argparse.Namespace], int]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (exit 2), like every other error of the CLI."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _folder(path: str, what: str) -> Path:
+    """``path`` as a folder to write into (created if missing); a file there is one line."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise LowMetricError(f"{what} {path} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LowMetricError(f"{what} {path}: cannot create ({exc.strerror})") from None
+    return folder
+
+
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2))
+    print(json.dumps(obj, indent=2, allow_nan=False))
 
 
 def _rows(path: str) -> list[dict[str, Any]]:
@@ -40,7 +74,10 @@ def _rows(path: str) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise LowMetricError(f"{path}: no such file")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise LowMetricError(f"{path}: not UTF-8 text") from None
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -88,8 +125,7 @@ def cmd_law(args: argparse.Namespace) -> int:
             "weights": law.weights,
         }
         if args.save_dir:
-            Path(args.save_dir).mkdir(parents=True, exist_ok=True)
-            law.save(Path(args.save_dir) / f"law_{bench}.json")
+            law.save(_folder(args.save_dir, "--save-dir") / f"law_{bench}.json")
     if args.json:
         _print_json(report)
         return 0
@@ -130,6 +166,8 @@ def _policy_simulation(args: argparse.Namespace) -> int:
 
 def _policy_recommend(args: argparse.Namespace) -> int:
     cands = _rows(args.candidates)
+    if not cands:
+        raise LowMetricError(f"{args.candidates}: no candidates (expected rows of name, A, C)")
     names = [str(_field(r, ("name", "representation", "encoder"), args.candidates)) for r in cands]
     a = [_number(_field(r, ("A", "a"), args.candidates), f"A of {n}") for r, n in zip(cands, names)]
     c = [_number(_field(r, ("C", "c"), args.candidates), f"C of {n}") for r, n in zip(cands, names)]
@@ -195,6 +233,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     e.add_argument("--revision", help="pin the scored encoders to a revision")
     e.add_argument("--trust-remote-code", action="store_true", help="allow a repo's own code to run (off by default)")
+    e.add_argument("--allow-pickle", action="store_true",
+                   help="load pickle-only weights of the scored encoders and projectors, weights-only (off by default)")
     e.add_argument("--max-model-gb", type=float, metavar="GB",
                    help="refuse, before any download, an encoder or reference whose safetensors weights exceed GB "
                         "(also refuses gated repos, pickle-only weights and remote code not trusted; default: no check)")
@@ -221,7 +261,8 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         alphas=tuple(args.alphas) if args.alphas else (0.10, 0.05, 0.01),
         layer=args.layer, resolution=args.resolution, dtype=args.dtype, batch_size=args.batch_size,
         alignment=not args.no_alignment, correspondence=not args.no_correspondence,
-        revision=args.revision, trust_remote_code=args.trust_remote_code, cache_dir=args.cache_dir,
+        revision=args.revision, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
+        cache_dir=args.cache_dir,
     )
 
 
@@ -296,7 +337,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from low_metric.scoring.calibration import predict
 
     calibration = read_json(args.calibration, CALIBRATION_FORMAT)
-    records = read_json(args.results, RESULTS_FORMAT)["results"]
+    records = read_results(args.results)
     out = {r["encoder"]: predict(r, calibration) for r in records}
     if args.json:
         _print_json(out)
@@ -311,7 +352,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from low_metric.hub.publish import publish_records
 
-    records = read_json(args.results, RESULTS_FORMAT)["results"]
+    records = read_results(args.results)
     if args.encoder:
         missing = sorted(set(args.encoder) - {r["encoder"] for r in records})
         if missing:
@@ -346,7 +387,7 @@ def cmd_install_metric(args: argparse.Namespace) -> int:
 def cmd_offline_encoders(args: argparse.Namespace) -> int:
     from low_metric.sources.offline_models import write_offline_encoders
 
-    for name, folder in write_offline_encoders(args.folder).items():
+    for name, folder in write_offline_encoders(_folder(args.folder, "folder")).items():
         print(f"{name}: {folder}")
     return 0
 
@@ -376,7 +417,9 @@ def publish_options(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="low-metric", description=__doc__)
+    parser = _Parser(prog="low-metric", description=__doc__, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("law", help="fit the law of vision representation per benchmark")
@@ -393,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=1000, help="random trials (default 1000)")
     p.add_argument("--candidates", help="CSV/JSON of candidates with name, A, C: recommend instead of simulating")
     p.add_argument("--observed", help="CSV/JSON of fine-tuned candidates with name, score")
-    p.add_argument("--k", type=int, default=3, help="recommend the top k (default 3)")
+    p.add_argument("--k", type=_count(1), default=3, help="recommend the top k (default 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_policy)
@@ -441,13 +484,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_CODES = """exit status: 0 success; 1 runtime failure (the Hub unreachable or timing out); 2 usage error
+(bad arguments, settings, ids or files: one line naming the problem); 130 interrupted (Ctrl-C)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except RuntimeFailure as exc:
+        print(f"low-metric: error: {one_line(exc)}", file=sys.stderr)
+        return 1
     except LowMetricError as exc:
-        print(f"low-metric: error: {exc}", file=sys.stderr)
+        print(f"low-metric: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # files are written atomically: nothing partial is left
+        print("low-metric: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,19 +18,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from low_metric.core.checks import as_tensor, as_token_list
+from low_metric.core.checks import positive
 from low_metric.core.errors import LowMetricError
+from low_metric.core.tensors import as_tensor, as_token_list, unit_rows
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 
 
-def _token_tensors(x: Any, name: str, device: torch.device | str | None) -> list[torch.Tensor]:
-    items = as_token_list(x, name)
-    tensors = [as_tensor(t, f"{name}[{i}]", ndim=2, device=device) for i, t in enumerate(items)]
-    for i, t in enumerate(tensors):
-        if t.shape[0] == 0:
-            raise LowMetricError(f"{name}[{i}]: no tokens")
-    return tensors
+def _tokens(x: Any, name: str, device: torch.device | str | None) -> torch.Tensor | list[torch.Tensor]:
+    """One [N, T, D] tensor, or a list of [T, D] tensors (token counts may differ), checked for shape;
+    finiteness is checked on the results (one pass over the data, not two)."""
+    if isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 3:
+        blocks = [as_tensor(x, name, ndim=3, device=device, finite=False)]
+        names = [name]
+    else:
+        blocks = [as_tensor(t, f"{name}[{i}]", ndim=2, device=device, finite=False)
+                  for i, t in enumerate(as_token_list(x, name))]
+        names = [f"{name}[{i}]" for i in range(len(blocks))]
+    for block, label in zip(blocks, names):
+        if block.shape[-2] == 0 or block.shape[-1] == 0:
+            raise LowMetricError(f"{label}: no tokens or zero width (shape {tuple(block.shape)})")
+    return blocks[0] if len(blocks) == 1 and blocks[0].ndim == 3 else blocks
+
+
+def _mean_max_cos(t: torch.Tensor, r: torch.Tensor, budget_bytes: int) -> torch.Tensor:
+    """[B] mean over target tokens of the max cosine to the reference tokens, for unit rows
+    t [B, T, D] and r [B, R, D]; target rows are chunked so a [B, rows, R] block fits the budget."""
+    b, n_t, _ = t.shape
+    rows = max(1, budget_bytes // (4 * b * r.shape[1]))
+    r_t = r.transpose(1, 2)
+    total = torch.zeros(b, dtype=torch.float64, device=t.device)
+    for start in range(0, n_t, rows):
+        total += torch.bmm(t[:, start:start + rows], r_t).amax(dim=2).sum(dim=1, dtype=torch.float64)
+    return total / n_t
 
 
 def alignment_per_image(
@@ -40,30 +60,44 @@ def alignment_per_image(
     device: torch.device | str | None = None,
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
 ) -> np.ndarray:
-    """a_i for each image: target and reference are lists of [tokens, D] (or [N, tokens, D])."""
-    tgt = _token_tensors(target, "target", device)
-    ref = _token_tensors(reference, "reference", device)
+    """a_i for each image: target and reference are lists of [tokens, D] (or [N, tokens, D]).
+
+    Huge but finite values are exact (each token is scaled by its largest |value| before
+    normalising); NaN or Inf anywhere is a one-line error naming the image.
+    """
+    budget_bytes = int(positive(budget_bytes, "budget_bytes"))
+    tgt = _tokens(target, "target", device)
+    ref = _tokens(reference, "reference", tgt[0].device if isinstance(tgt, list) else tgt.device)
     if len(tgt) != len(ref):
         raise LowMetricError(f"target has {len(tgt)} images but reference has {len(ref)}")
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, (t, r) in enumerate(zip(tgt, ref)):
         if t.shape[1] != r.shape[1]:
             raise LowMetricError(
                 f"image {i}: target width D={t.shape[1]} differs from reference width D={r.shape[1]} "
                 "(map both into one space: projector or ridge mode)"
             )
-    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i, (t, r) in enumerate(zip(tgt, ref)):
         groups[(t.shape[0], r.shape[0])].append(i)
     out = np.empty(len(tgt), dtype=np.float64)
     for (n_t, n_r), idx in groups.items():
         step = max(1, budget_bytes // (4 * n_t * n_r))
         for start in range(0, len(idx), step):
             chunk = idx[start : start + step]
-            t = F.normalize(torch.stack([tgt[i] for i in chunk]).float(), dim=-1)
-            r = F.normalize(torch.stack([ref[i] for i in chunk]).float(), dim=-1)
-            best = torch.bmm(t, r.transpose(1, 2)).amax(dim=2).mean(dim=1)
-            out[chunk] = best.double().cpu().numpy()
+            t = _block(tgt, chunk)
+            r = _block(ref, chunk)
+            out[chunk] = _mean_max_cos(unit_rows(t), unit_rows(r), budget_bytes).cpu().numpy()
+    if not np.isfinite(out).all():
+        i = int(np.flatnonzero(~np.isfinite(out))[0])
+        culprit = "target" if not torch.isfinite(tgt[i]).all() else "reference"
+        raise LowMetricError(f"{culprit}[{i}]: contains NaN or Inf")
     return out
+
+
+def _block(tokens: torch.Tensor | list[torch.Tensor], chunk: list[int]) -> torch.Tensor:
+    """[len(chunk), T, D]: a view of one [N, T, D] tensor for a contiguous chunk, else stacked."""
+    if isinstance(tokens, torch.Tensor) and chunk == list(range(chunk[0], chunk[-1] + 1)):
+        return tokens[chunk[0]:chunk[-1] + 1]
+    return torch.stack([tokens[i] for i in chunk])
 
 
 def a_score(
@@ -102,7 +136,7 @@ class RidgeMap:
     bias: torch.Tensor
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x.float(), dim=-1) @ self.weight + self.bias
+        return unit_rows(x) @ self.weight + self.bias
 
 
 def fit_ridge(x: torch.Tensor, y: torch.Tensor, strength: float) -> RidgeMap:
@@ -111,12 +145,11 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, strength: float) -> RidgeMap:
     The penalty is ``strength`` times the mean eigenvalue of the centred x covariance, so the same
     strength means the same shrinkage whatever the width or scale of the features.
     """
-    if strength < 0:
-        raise LowMetricError(f"ridge strength must be >= 0, got {strength}")
+    strength = positive(strength, "ridge strength", allow_zero=True)
     if x.shape[0] != y.shape[0]:
         raise LowMetricError(f"ridge: {x.shape[0]} input tokens but {y.shape[0]} output tokens")
-    xn = F.normalize(x.double(), dim=-1)
-    yn = F.normalize(y.double(), dim=-1)
+    xn = unit_rows(x).double()
+    yn = unit_rows(y).double()
     x_mean, y_mean = xn.mean(0), yn.mean(0)
     xc, yc = xn - x_mean, yn - y_mean
     gram = xc.T @ xc
@@ -130,7 +163,7 @@ def calibration_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, n
     """Seeded split of n images into (calibration, held-out) index arrays, both non-empty."""
     if n < 2:
         raise LowMetricError(f"ridge mode needs at least 2 images (calibration and held-out), got {n}")
-    if not 0 < fraction < 1:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise LowMetricError(f"calibration fraction must be in (0, 1), got {fraction}")
     perm = np.random.default_rng(seed).permutation(n)
     n_cal = min(n - 1, max(1, round(fraction * n)))

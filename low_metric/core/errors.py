@@ -18,3 +18,7 @@ def one_line(exc: BaseException, secret: str | None = None, limit: int = 300) ->
     if not isinstance(exc, LowMetricError):
         text = f"{type(exc).__name__}: {text}"
     return (text.replace(secret, "***") if secret else text)[:limit]
+
+
+class RuntimeFailure(LowMetricError):
+    """The world failed, not the input: the Hub unreachable or timing out (the CLI exits 1, not 2)."""

@@ -10,7 +10,7 @@ constants are frozen at fit time and stored with the law.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,30 @@ class Law:
     names: list[str] = field(default_factory=list)
     protocol_hash: str | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse what would give non-finite predictions: every law, fitted or read back, is checked."""
+        if self.kind not in KINDS:
+            raise LowMetricError(f"not a law: kind {self.kind!r} (one of {', '.join(KINDS)})")
+        self.weights = as_vector(self.weights, f"law {self.benchmark or self.kind}: weights",
+                                 length=n_params(self.kind)).tolist()
+        for name in ("a_range", "c_range", "y_range"):
+            lo, hi = as_vector(getattr(self, name), f"law {self.benchmark or self.kind}: {name}", length=2)
+            if not hi - lo > 1e-12 * max(1.0, abs(hi)):
+                raise LowMetricError(f"law {self.benchmark or self.kind}: {name} [{lo:g}, {hi:g}] is empty "
+                                     "(min must be below max)")
+            setattr(self, name, (float(lo), float(hi)))
+
+    def outside(self, a: Any, c: Any) -> np.ndarray:
+        """Whether each (A, C) lies outside the fit set's range of A or C (an extrapolation)."""
+        a_v, c_v = np.atleast_1d(np.asarray(a, dtype=np.float64)), np.atleast_1d(np.asarray(c, dtype=np.float64))
+        a_n, c_n = _minmax(a_v, *self.a_range), _minmax(c_v, *self.c_range)
+        out = np.zeros(a_v.shape, dtype=bool)
+        if self.kind != "c":
+            out |= (a_n < 0) | (a_n > 1)
+        if self.kind != "a":
+            out |= (c_n < 0) | (c_n > 1)
+        return out
+
     def ac_score(self, a: Any, c: Any) -> np.ndarray:
         """The law's normalised prediction y^ (about 0..1 relative to the fit set)."""
         a_v, c_v = np.atleast_1d(np.asarray(a, dtype=np.float64)), np.atleast_1d(np.asarray(c, dtype=np.float64))
@@ -83,21 +107,41 @@ class Law:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Law":
-        if data.get("kind") not in KINDS:
-            raise LowMetricError(f"not a saved law: kind {data.get('kind')!r}")
-        return cls(**{**data, **{k: tuple(data[k]) for k in ("a_range", "c_range", "y_range")}})
+    def from_dict(cls, data: Any) -> "Law":
+        """A law from its saved form, validated (keys, types, finite weights of the right count, ranges)."""
+        if not isinstance(data, dict):
+            raise LowMetricError(f"not a saved law: expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        if missing := sorted(required - set(data)):
+            raise LowMetricError(f"not a saved law: missing {', '.join(missing)}")
+        if extra := sorted(set(data) - names):
+            raise LowMetricError(f"not a saved law: unknown key(s) {', '.join(extra)}")
+        for key in ("r2", "n"):
+            if isinstance(data[key], bool) or not isinstance(data[key], (int, float)) or not np.isfinite(data[key]):
+                raise LowMetricError(f"not a saved law: {key} must be a finite number, got {data[key]!r}")
+        if not isinstance(data.get("benchmark", ""), str) or not isinstance(data.get("names", []), list):
+            raise LowMetricError("not a saved law: benchmark must be a string and names a list")
+        return cls(**data)
 
     @classmethod
     def from_json(cls, text: str) -> "Law":
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LowMetricError(f"not a saved law: invalid JSON ({exc})") from None
+        return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "Law":
-        return cls.from_json(Path(path).read_text())
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LowMetricError(f"{path}: not a readable law file ({exc})") from None
+        return cls.from_json(text)
 
 
 def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from low_metric.core.errors import LowMetricError, Refused
+from low_metric.core.errors import LowMetricError, Refused, RuntimeFailure
 from low_metric.sources.hub import FILES, network_failure
 from low_metric.sources.names import EncoderRef, parse_encoder_id
 
@@ -73,7 +73,7 @@ def _hub_refusals(ref: EncoderRef) -> Iterator[None]:
     except Exception as exc:
         if network_failure(exc) is None:
             raise
-        raise Refused(f"the Hub is unreachable (checking '{ref.target}'): try again later") from None
+        raise RuntimeFailure(f"the Hub is unreachable (checking '{ref.target}'): try again later") from None
 
 
 def repo_weight_bytes(ref: EncoderRef, *, token: str | bool | None = False, api: Any = None,

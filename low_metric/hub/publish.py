@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from low_metric.core.errors import LowMetricError
+from low_metric.core.errors import LowMetricError, RuntimeFailure
 from low_metric.hub.card import (
     SOURCE_URL,
     card_repo_id,
@@ -35,7 +35,7 @@ from low_metric.hub.leaderboard import (
     result_file,
     result_path,
 )
-from low_metric.scoring.results import VERSION
+from low_metric.scoring.results import VERSION, check_record
 from low_metric.sources.hub import network_failure
 
 FOLDER_IGNORE = ["__pycache__/*", "*/__pycache__/*", "*.pyc", ".*", "*/.*"]
@@ -141,7 +141,7 @@ def hub_errors(what: str, token: str | None = None, forbidden: str = "") -> Iter
                 raise HubConflictError(f"{what} changed while publishing (412): try again") from None
             raise LowMetricError(f"{what}: the Hub answered HTTP {status} ({_first_line(e.server_message or e)})") from None
         except (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError):
-            raise LowMetricError(f"the Hub at {_endpoint()} is unreachable (connection failed)") from None
+            raise RuntimeFailure(f"the Hub at {_endpoint()} is unreachable (connection failed)") from None
         except ValueError as e:  # huggingface_hub's validate-yaml refusal of a README
             if not str(e).startswith("Invalid metadata"):
                 raise
@@ -149,9 +149,9 @@ def hub_errors(what: str, token: str | None = None, forbidden: str = "") -> Iter
         except Exception as e:  # the HTTP client's own errors
             failure = network_failure(e)
             if failure == "timeout":
-                raise LowMetricError(f"the Hub at {_endpoint()} did not answer in time") from None
+                raise RuntimeFailure(f"the Hub at {_endpoint()} did not answer in time") from None
             if failure:
-                raise LowMetricError(f"the Hub at {_endpoint()} is unreachable (connection failed)") from None
+                raise RuntimeFailure(f"the Hub at {_endpoint()} is unreachable (connection failed)") from None
             raise
     except LowMetricError as e:
         if token and token in str(e):
@@ -325,6 +325,7 @@ def publish_records(records: Sequence[dict[str, Any]], *, cards: bool = True, da
     """
     if not cards and not dataset:
         raise LowMetricError("nothing to publish: choose the model cards and/or a results dataset")
+    records = [check_record(r, f"record {i}") for i, r in enumerate(records)]  # hashes recomputed, numbers finite
     if repo_id and len(records) != 1:
         raise LowMetricError("repo_id names one card: publish one record with it")
     benchmark = benchmark or dataset

@@ -428,8 +428,8 @@ def _one_law(law: Any, where: str) -> low_metric.Law:
             return low_metric.Law.from_json(law)
         if isinstance(law, (str, Path)) and Path(law).is_file():
             return low_metric.Law.load(law)
-    except LowMetricError:
-        raise
+    except LowMetricError as exc:
+        raise LowMetricError(f"{where}: {exc}") from None
     except (ValueError, TypeError, KeyError, OSError) as exc:
         raise LowMetricError(f"{where}: not a saved law ({type(exc).__name__}: {exc})") from None
     raise LowMetricError(f"{where}: expected 'paper', a low_metric.Law, saved-law JSON, a law file or folder, got {law!r}")

@@ -10,11 +10,15 @@ disk, is detected, dropped and recomputed. Layout of a record:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import mmap
 import os
 import struct
+import tempfile
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,27 @@ from low_metric.scoring.results import protocol_hash
 
 MAGIC = b"LMF1"
 FORMAT = "low_metric.feature_cache/1"
+MANIFEST = "cache.json"
+
+
+def _is_shard(path: Path) -> bool:
+    return path.name.startswith("shard-") and path.name.endswith(".bin") and path.is_file()
+
+
+def _write_manifest(manifest: Path, *, replace: bool) -> None:
+    """Write the manifest to a temporary file, then link (or, to repair, rename) it into place: a
+    reader never sees a half-written manifest, and of two creators one wins, the other finds it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=manifest.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps({"format": FORMAT}) + "\n")
+        if replace:
+            os.replace(tmp, manifest)
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, manifest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def cache_key(*parts: Any) -> str:
@@ -53,52 +78,69 @@ class FeatureCache:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LowMetricError(f"feature cache {self.root}: cannot create ({exc.strerror})") from None
-        manifest = self.root / "cache.json"
-        if manifest.exists():
-            try:
-                found = json.loads(manifest.read_text()).get("format")
-            except (json.JSONDecodeError, AttributeError):
-                found = None
-            if found != FORMAT:
-                raise LowMetricError(f"{self.root} is not a low_metric feature cache of format {FORMAT} (found {found!r})")
-        elif any(self.root.iterdir()):
-            raise LowMetricError(f"{self.root} is not empty and not a low_metric feature cache (no cache.json)")
-        else:
-            manifest.write_text(json.dumps({"format": FORMAT}) + "\n")
+        self._open_manifest()
         self._shard: Path | None = None
         self.dropped = 0
         self._index: dict[str, list[_Entry]] = {}  # a key may sit in several shards (recomputed after corruption)
         self.refresh()
 
+    def _open_manifest(self) -> None:
+        """Check ``cache.json``, or create it atomically (every accelerate rank may do this at once);
+        a damaged one beside intact shards is rebuilt, a foreign folder refused."""
+        manifest = self.root / MANIFEST
+        if not manifest.exists():
+            foreign = [p.name for p in self.root.iterdir() if not (p.name.startswith(f".{MANIFEST}.") or _is_shard(p))]
+            if foreign:
+                raise LowMetricError(f"{self.root} is not empty and not a low_metric feature cache (no {MANIFEST}; "
+                                     f"holds {foreign[0]})")
+            _write_manifest(manifest, replace=False)
+        try:
+            found = json.loads(manifest.read_text(encoding="utf-8")).get("format")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            found = None
+        if found == FORMAT:
+            return
+        if found is None and any(_is_shard(p) for p in self.root.iterdir()):
+            warnings.warn(f"{manifest} was damaged: rebuilt from the shards beside it", stacklevel=3)
+            _write_manifest(manifest, replace=True)
+            return
+        raise LowMetricError(f"{self.root} is not a low_metric feature cache of format {FORMAT} (found {found!r})")
+
     def refresh(self) -> None:
         """Re-read every shard's records (e.g. after other processes wrote theirs)."""
         index: dict[str, list[_Entry]] = {}
         for shard in sorted(self.root.glob("shard-*.bin")):
+            if not shard.is_file():
+                warnings.warn(f"{shard} is not a file: ignored", stacklevel=2)
+                continue
             for key, entry in self._scan(shard).items():
                 index.setdefault(key, []).append(entry)
         self._index = index
 
     def _scan(self, shard: Path) -> dict[str, _Entry]:
+        """The records of one shard; after a damaged header, scanning resumes at the next record."""
         found: dict[str, _Entry] = {}
         size = shard.stat().st_size
-        with open(shard, "rb") as f:
-            while True:
-                pos = f.tell()
-                head = f.read(8)
-                if len(head) < 8 or head[:4] != MAGIC:
-                    break
-                (hlen,) = struct.unpack("<I", head[4:])
-                try:
-                    header = json.loads(f.read(hlen))
-                    shape = tuple(header["shape"])
-                    length = int(np.prod(shape)) * np.dtype(header["dtype"]).itemsize
-                except (ValueError, KeyError, TypeError):
-                    break
+        if size == 0:
+            return found
+        with open(shard, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            pos = 0
+            while (pos := data.find(MAGIC, pos)) >= 0 and pos + 8 <= size:
+                (hlen,) = struct.unpack("<I", data[pos + 4:pos + 8])
                 start = pos + 8 + hlen
+                try:
+                    header = json.loads(data[pos + 8:start])
+                    shape = tuple(int(n) for n in header["shape"])
+                    length = int(np.prod(shape)) * np.dtype(header["dtype"]).itemsize
+                    entry = _Entry(shard, start, length, header["dtype"], shape, str(header["sha256"]))
+                    key = str(header["key"])
+                except (ValueError, KeyError, TypeError):
+                    pos += 1  # a damaged header: look for the next record
+                    continue
                 if start + length > size:
                     break  # cut short by a kill: the rest is recomputed
-                found[header["key"]] = _Entry(shard, start, length, header["dtype"], shape, header["sha256"])
-                f.seek(start + length)
+                found[key] = entry
+                pos = start + length
         return found
 
     def __contains__(self, key: str) -> bool:

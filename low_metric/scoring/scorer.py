@@ -16,23 +16,26 @@ import torch
 from accelerate import Accelerator
 
 from low_metric.core.alignment import a_score, ridge_a_score
+from low_metric.core.checks import positive, whole_number
 from low_metric.core.correspondence import (
     ALPHAS,
     PckTable,
     descriptor_grid,
     match_keypoints,
+    pad_keypoints,
 )
 from low_metric.core.errors import LowMetricError
 from low_metric.core.frame import FRAME_SIZE
 from low_metric.scoring.cache import FeatureCache
 from low_metric.scoring.features import ImageJob, cached_tokens, encode_into_cache
-from low_metric.scoring.results import VERSION, protocol_hash
+from low_metric.scoring.results import VERSION, environment, protocol_hash
 from low_metric.sources.encoders import load_encoder
 from low_metric.sources.images import ImageSet, load_image, pad_to_frame
 from low_metric.sources.mini import load_mini
 from low_metric.sources.projector import load_projector
 from low_metric.sources.spair import SpairSet, load_spair
 
+MATCH_BUDGET_BYTES = 128 * 2**20  # source + target descriptor grids of one batch of pairs
 DEFAULT_REFERENCES = ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336")
 
 
@@ -73,17 +76,38 @@ class ScoreConfig:
     correspondence: bool = True
     revision: str | None = None  # pins the scored encoders (not the references)
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # weights-only pickles, for the scored encoders and projectors
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
+        """Every setting checked before any data or model is loaded (one line naming it)."""
         if self.mode not in ("ridge", "projector"):
             raise LowMetricError(f"unknown A mode {self.mode!r}: use 'ridge' or 'projector'")
         if not (self.alignment or self.correspondence):
             raise LowMetricError("nothing to score: both alignment and correspondence are off")
         if self.alignment and not self.references:
             raise LowMetricError("the A score needs at least one reference encoder")
-        if self.patch < 1 or self.window < 0 or self.batch_size < 1:
-            raise LowMetricError("P and batch size must be >= 1 and the window >= 0")
+        whole_number(self.patch, "P (--patch)", 1, 1024)
+        whole_number(self.window, "window (--window)", 0, 1024)
+        whole_number(self.batch_size, "batch size (--batch-size)", 1, 1 << 16)
+        whole_number(self.layer, "layer (--layer)", -1024, 1023)
+        whole_number(self.image_seed, "image seed (--image-seed)", 0, 2**63 - 1)
+        whole_number(self.ridge_seed, "ridge seed (--ridge-seed)", 0, 2**63 - 1)
+        for name, value in (("limit (--limit)", self.limit), ("count (--count)", self.count),
+                            ("resolution (--resolution)", self.resolution)):
+            if value is not None:
+                whole_number(value, name, 1, 1 << 30)
+        positive(self.temperature, "temperature (--temperature)")
+        positive(self.ridge, "ridge strength (--ridge)", allow_zero=True)
+        if not (isinstance(self.calibration, (int, float)) and 0 < self.calibration < 1):
+            raise LowMetricError(f"calibration fraction (--calibration-fraction) must be in (0, 1), got {self.calibration!r}")
+        if not self.alphas:
+            raise LowMetricError("alphas (--alpha): give at least one")
+        for alpha in self.alphas:
+            if not 0 < positive(alpha, "alpha (--alpha)") < 1:
+                raise LowMetricError(f"alpha (--alpha) is a fraction of the box size in (0, 1), got {alpha!r}")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise LowMetricError(f"bad dtype {self.dtype!r}: use float32, bfloat16 or float16")
 
 
 @dataclass
@@ -163,14 +187,16 @@ class Scorer:
             dtype=c.dtype,
             device=self.accelerator.device,
             trust_remote_code=c.trust_remote_code and scored,
+            allow_pickle=c.allow_pickle and scored,
             token=self.token,
         )
 
-    def _projected(self, encoder_id: str, tokens: torch.Tensor) -> tuple[torch.Tensor, str]:
-        source = self.config.projectors.get(encoder_id)
+    def _projected(self, name: str, tokens: torch.Tensor, encoder_id: str | None = None) -> tuple[torch.Tensor, str]:
+        """Tokens through the projector given for ``name`` (as typed) or its resolved ``encoder_id``."""
+        source = self.config.projectors.get(name) or self.config.projectors.get(encoder_id or name)
         if source is None:
-            raise LowMetricError(f"projector mode: no projector given for {encoder_id} (--projector {encoder_id}=REPO)")
-        projector = load_projector(source, dim=tokens.shape[-1], token=self.token)
+            raise LowMetricError(f"projector mode: no projector given for {name} (--projector {name}=REPO)")
+        projector = load_projector(source, dim=tokens.shape[-1], token=self.token, allow_pickle=self.config.allow_pickle)
         with torch.inference_mode():
             return projector(tokens.float()), source
 
@@ -231,14 +257,14 @@ class Scorer:
         if not self.accelerator.is_main_process:
             return None
         if c.alignment:
-            record["A"] = self._alignment(encoder, references)
+            record["A"] = self._alignment(name, encoder, references)
         if c.correspondence:
             record["C"] = self._correspondence(encoder, pair_jobs)
-        record.update(protocol=protocol, protocol_hash=protocol_hash(protocol), counts=counts)
+        record.update(protocol=protocol, protocol_hash=protocol_hash(protocol), counts=counts, **environment())
         record["result_hash"] = protocol_hash({"protocol": protocol, "encoder": encoder.protocol})
         return record
 
-    def _alignment(self, encoder, references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]]) -> dict[str, Any]:
+    def _alignment(self, name: str, encoder, references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]]) -> dict[str, Any]:
         c = self.config
         jobs = _alignment_jobs(self.data.image_set)
         target = cached_tokens(encoder.protocol, jobs, self.cache)
@@ -248,23 +274,32 @@ class Scorer:
                 calibration=c.calibration, strength=c.ridge, seed=c.ridge_seed,
             )
             return {"A": result.a, "per_reference": result.per_reference, "mode": "ridge", "images": len(result.held_out), "calibration_images": len(result.calibration)}
-        projected, source = self._projected(encoder.id, target)
+        projected, source = self._projected(name, target, encoder.id)
         per_ref = {r: a_score(projected, t) for r, (t, _, _) in references.items()}
         return {"A": sum(per_ref.values()) / len(per_ref), "per_reference": per_ref, "mode": "projector", "projector": source, "images": len(jobs)}
 
     def _correspondence(self, encoder, pair_jobs: dict[Path, ImageJob]) -> dict[str, Any]:
+        """C per category: each image's descriptor grid built once, pairs matched in batches on the
+        accelerator's device (keypoints NaN-padded to the batch's largest count)."""
         c = self.config
         table = PckTable(alphas=c.alphas)
         by_category: dict[str, list] = {}
         for pair in self.data.spair.pairs:
             by_category.setdefault(pair.category, []).append(pair)
+        device = self.accelerator.device
         for pairs in by_category.values():  # one category's descriptors in memory at a time
             paths = sorted({p.src_path for p in pairs} | {p.trg_path for p in pairs})
-            grids = descriptor_grid(cached_tokens(encoder.protocol, [pair_jobs[p] for p in paths], self.cache), encoder.grid, c.patch)
-            desc = dict(zip(paths, grids))
-            for pair in pairs:
-                pred = match_keypoints(desc[pair.src_path], desc[pair.trg_path], pair.src_kps_frame, window=c.window, temperature=c.temperature)
-                table.add(pair.category, pred, pair.trg_kps_frame, pair.threshold)
+            tokens = cached_tokens(encoder.protocol, [pair_jobs[p] for p in paths], self.cache).to(device)
+            grids = descriptor_grid(tokens, encoder.grid, c.patch)
+            index = {path: i for i, path in enumerate(paths)}
+            step = max(1, MATCH_BUDGET_BYTES // (2 * 4 * grids[0].numel()))
+            for start in range(0, len(pairs), step):
+                batch = pairs[start:start + step]
+                pred = match_keypoints(grids[[index[p.src_path] for p in batch]], grids[[index[p.trg_path] for p in batch]],
+                                       pad_keypoints([p.src_kps_frame for p in batch]), window=c.window,
+                                       temperature=c.temperature)
+                table.add_batch([p.category for p in batch], pred, pad_keypoints([p.trg_kps_frame for p in batch]),
+                                [p.threshold for p in batch])
         return table.summary()
 
 

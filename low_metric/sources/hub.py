@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from low_metric.core.errors import LowMetricError
+from low_metric.core.errors import LowMetricError, RuntimeFailure
 from low_metric.sources.names import EncoderRef
 
 OPEN_CLIP_CONFIG = "open_clip_config.json"
@@ -82,13 +82,13 @@ def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
         hint = ": check the token" if status in (401, 403) else ""
         raise LowMetricError(f"the Hub refused '{repo_id}' (HTTP {status}){hint}") from None
     except LocalEntryNotFoundError:
-        raise LowMetricError(f"'{repo_id}' is not in the local cache and the Hub is unreachable (offline)") from None
+        raise RuntimeFailure(f"'{repo_id}' is not in the local cache and the Hub is unreachable (offline)") from None
     except Exception as e:
         failure = network_failure(e)
         if failure is None:
             raise
         detail = "did not answer in time" if failure == "timeout" else "is unreachable"
-        raise LowMetricError(f"the Hub at {constants.ENDPOINT} {detail} (loading '{repo_id}')") from None
+        raise RuntimeFailure(f"the Hub at {constants.ENDPOINT} {detail} (loading '{repo_id}')") from None
 
 
 
@@ -121,9 +121,14 @@ def offline() -> bool:
 def cached_snapshot(repo_id: str, revision: str | None) -> Path:
     """The cached snapshot of ``repo_id`` at ``revision`` (HF_HUB_OFFLINE=1); its folder name is the commit."""
     from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
 
     revision = revision or "main"
-    for repo in scan_cache_dir().repos:
+    try:
+        repos = scan_cache_dir().repos
+    except CacheNotFound:
+        repos = frozenset()
+    for repo in repos:
         if repo.repo_id == repo_id and repo.repo_type == "model":
             for cached in repo.revisions:
                 if revision in cached.refs or cached.commit_hash.startswith(revision):
@@ -135,7 +140,10 @@ def detect_library(files: Sequence[str], hf_hub: bool, fetch: Callable[[str], Pa
     if hf_hub and OPEN_CLIP_CONFIG in files:
         return "open_clip"
     if "config.json" in files:
-        config = json.loads(fetch("config.json").read_text())
+        try:
+            config = json.loads(fetch("config.json").read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise LowMetricError(f"'{name}': its config.json is not a readable JSON config") from None
         if "architecture" in config:
             return "timm"
         if "model_type" in config or "architectures" in config:
@@ -157,7 +165,8 @@ def select_files(library: str, files: Sequence[str], allow_pickle: bool, name: s
     if weights(pickled) and allow_pickle:
         return configs + pickled
     if weights(pickled):
-        raise LowMetricError(f"'{name}' has only pickled weights: pass allow_pickle=True to load them (weights-only)")
+        raise LowMetricError(f"'{name}' has only pickled weights: pass --allow-pickle (allow_pickle=True) to load "
+                             "them weights-only, if you trust the repo")
     raise LowMetricError(f"'{name}' has no {library} weights file ({', '.join(safe)})")
 
 

@@ -29,7 +29,14 @@ def load_projector(source: str | Path, *, dim: int | None = None, revision: str 
     ``torch.load(weights_only=True)``. ``dim``, when given, must match the projector's input size.
     """
     path = Path(source)
-    if not path.is_file():
+    if path.is_dir():
+        found = [path / n for n in (SAFE_NAME, PICKLED_NAME) if (path / n).is_file()]
+        if not found:
+            raise LowMetricError(f"projector folder {path} holds no {SAFE_NAME} or {PICKLED_NAME}")
+        path = found[0]
+    elif not path.is_file():
+        if str(source).startswith((".", "/", "~")):
+            raise LowMetricError(f"projector {source}: no such file or folder")
         path = _download(str(source), revision=revision, token=token, allow_pickle=allow_pickle)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -38,7 +45,8 @@ def load_projector(source: str | Path, *, dim: int | None = None, revision: str 
     elif allow_pickle:
         state = torch.load(path, map_location="cpu", weights_only=True)
     else:
-        raise LowMetricError(f"projector {path.name} is a pickle: pass allow_pickle=True to load it (weights_only)")
+        raise LowMetricError(f"projector {path.name} is a pickle: pass --allow-pickle (allow_pickle=True) to load it "
+                             "weights-only, if you trust it")
     projector = _build(state, str(source))
     in_dim = projector[0].in_features
     if dim is not None and in_dim != dim:
@@ -59,7 +67,8 @@ def _download(repo_id: str, *, revision: str | None, token: str | None, allow_pi
         elif PICKLED_NAME in files and allow_pickle:
             name = PICKLED_NAME
         elif PICKLED_NAME in files:
-            raise LowMetricError(f"'{repo_id}' holds only {PICKLED_NAME} (a pickle): pass allow_pickle=True to load it")
+            raise LowMetricError(f"'{repo_id}' holds only {PICKLED_NAME} (a pickle): pass --allow-pickle "
+                                 "(allow_pickle=True) to load it weights-only, if you trust it")
         else:
             raise LowMetricError(f"'{repo_id}' holds no {SAFE_NAME} or {PICKLED_NAME}")
         return Path(hf_hub_download(repo_id, name, revision=info.sha, token=token))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -126,7 +127,17 @@ def _box(value: Sequence, pair_id: str, name: str) -> np.ndarray:
     box = np.asarray(value, dtype=np.float64)
     if box.shape != (4,) or not np.isfinite(box).all():
         raise LowMetricError(f"SPair pair {pair_id}: {name} is not [x1, y1, x2, y2]")
+    if not (box[2] > box[0] and box[3] > box[1]):
+        raise LowMetricError(f"SPair pair {pair_id}: {name} {box.tolist()} is empty or inverted (x2 <= x1 or y2 <= y1)")
     return box
+
+
+def outside_keypoints(pair: SpairPair) -> int:
+    """How many of a pair's keypoints lie outside their image (matching clamps them to the border patch)."""
+    count = 0
+    for kps, (width, height) in ((pair.src_kps, pair.src_size), (pair.trg_kps, pair.trg_size)):
+        count += int(np.sum((kps[:, 0] < 0) | (kps[:, 1] < 0) | (kps[:, 0] > width) | (kps[:, 1] > height)))
+    return count
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,6 +214,11 @@ def load_spair(
             pairs.append(_load_pair(path, category, root, sizes))
     if not pairs:
         raise LowMetricError(f"SPair {pair_dir} holds no pairs")
+    outside = {p.id: n for p in pairs if (n := outside_keypoints(p))}
+    if outside:
+        warnings.warn(f"SPair {pair_dir}: {sum(outside.values())} keypoints in {len(outside)} pairs lie outside "
+                      f"their image (first: {next(iter(outside))}); matching clamps them to the border patch",
+                      stacklevel=2)
     return SpairSet(root=root, split=split, limit=limit, pairs=tuple(pairs))
 
 

@@ -93,4 +93,8 @@ def load_table(name_or_path: str) -> Table:
     path = Path(name_or_path)
     if not path.is_file():
         raise LowMetricError(f"table {name_or_path!r}: no such file (use 'paper' for the paper's table)")
-    return parse_table(path.read_text(), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise LowMetricError(f"table {name_or_path}: not UTF-8 text (expected a CSV)") from None
+    return parse_table(text, str(path))

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import import_module
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from low_metric.core.errors import LowMetricError
 from low_metric.sources.encoders.base import (
@@ -72,7 +74,15 @@ def _load_one(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_r
               **options: object) -> Encoder:
     ref = on_hub(ref)
     folder, commit, library = resolve(ref, token=token, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
-    return family(library)(ref.target, commit, folder, trust_remote_code=trust_remote_code, **options)
+    name = str(Path(ref.target).resolve()) if ref.local else ref.target  # one id however the path is spelled
+    try:
+        return family(library)(name, commit, folder, trust_remote_code=trust_remote_code, **options)
+    except LowMetricError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, SafetensorError) as exc:  # damaged files
+        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise LowMetricError(f"'{ref.target}': its {library} files do not load ({type(exc).__name__}: "
+                             f"{detail[:200]})") from None
 
 
 def family(library: str) -> Callable[..., Encoder]:

@@ -4,6 +4,7 @@ tokens are ``hidden_states[layer]`` with the prefix tokens (CLS, registers) drop
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tupl
     from transformers import AutoConfig, AutoImageProcessor, AutoModel
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
+    if not trust_remote_code and _asks_remote_code(folder / "config.json"):
+        raise LowMetricError(f"'{name}' needs its own Python code (auto_map in config.json): pass "
+                             "--trust-remote-code (trust_remote_code=True) if you trust it")
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except ValueError as e:
@@ -94,3 +98,11 @@ def _tokens_to_grid(tokens: torch.Tensor, image_size: Sequence[int], patch: Any,
     if tokens.shape[1] < h * w:
         raise LowMetricError(f"'{name}' gives {tokens.shape[1]} tokens, fewer than its {h}x{w} grid")
     return tokens[:, tokens.shape[1] - h * w:].transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
+
+
+def _asks_remote_code(config: Path) -> bool:
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise LowMetricError(f"{config}: not a readable JSON config") from None
+    return isinstance(data, dict) and "auto_map" in data
