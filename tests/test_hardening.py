@@ -527,3 +527,42 @@ def test_keypoints_outside_the_image_are_warned_and_counted(tmp_path):
     root, pair = _spair_with(tmp_path, src_kps=lambda k: [[-50.0, -50.0]] + k[1:])
     with pytest.warns(UserWarning, match=f"1 keypoints in 1 pairs lie outside their image \\(first: {pair}\\)"):
         load_spair(root)
+
+
+# ------------------------------------------------------------------------------------- CLI habits
+def _options():
+    from low_metric.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                yield name, command, action
+
+
+def test_every_option_has_a_help_and_shows_its_default():
+    for name, command, action in _options():
+        assert action.help, f"{name} {action.option_strings[0]} has no help"
+        if action.default not in (None, False, []):
+            text = command.formatter_class(name)._get_help_string(action)
+            assert "default" in text, f"{name} {action.option_strings[0]}: default {action.default!r} not shown"
+
+
+def test_exit_codes_are_stated_in_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "1 runtime failure" in out and "2 usage error" in out and "130 interrupted" in out
+
+
+def test_score_json_is_one_object_on_stdout(model_repos, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    code = main(["score", model_repos.timm_vit, "--reference", model_repos.clip224, "--limit", "1", "--json",
+                 "--output", str(out), "--cache-dir", str(tmp_path / "c")])
+    captured = capsys.readouterr()
+    assert code == 0
+    data = json.loads(captured.out)  # the whole of stdout is one JSON object
+    assert data["output"] == str(out) and data["results"] == read_results(out)
+    assert {"timestamp", "versions"} <= set(data["results"][0]) and "torch" in data["results"][0]["versions"]
