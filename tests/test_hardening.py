@@ -566,3 +566,13 @@ def test_score_json_is_one_object_on_stdout(model_repos, tmp_path, capsys):
     data = json.loads(captured.out)  # the whole of stdout is one JSON object
     assert data["output"] == str(out) and data["results"] == read_results(out)
     assert {"timestamp", "versions"} <= set(data["results"][0]) and "torch" in data["results"][0]["versions"]
+
+
+def test_an_invalid_id_through_evaluates_encoder_configuration_is_one_line():
+    import evaluate
+
+    from low_metric.metric import metric_file
+
+    metric = evaluate.load(str(metric_file()), "encoder")
+    message = one_line(lambda: metric.compute(predictions=["bad id with spaces"], references=[["org/reference"]]))
+    assert "'bad id with spaces' is not a valid Hub model id" in message
