@@ -25,6 +25,7 @@ from low_metric.scoring.results import (
     read_results,
     write_json_atomic,
 )
+from low_metric.sources.files import read_text
 from low_metric.sources.tables import load_table
 
 if TYPE_CHECKING:
@@ -82,12 +83,7 @@ def _print_json(obj: Any) -> None:
 def _rows(path: str) -> list[dict[str, Any]]:
     """Records from a CSV file or a JSON list of objects (or a JSON object of name -> value)."""
     p = Path(path)
-    if not p.is_file():
-        raise LowMetricError(f"{path}: no such file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise LowMetricError(f"{path}: not UTF-8 text") from None
+    text = read_text(p, "CSV or JSON file")
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(text)

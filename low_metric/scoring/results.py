@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from low_metric.core.errors import LowMetricError
+from low_metric.sources.files import read_text
 
 try:
     VERSION = version("low_metric")  # recorded in every protocol
@@ -93,17 +94,12 @@ def _no_constants(name: str) -> Any:
 def read_json(path: str | Path, expected_format: str) -> dict[str, Any]:
     """A results or calibration file, checked for its format tag."""
     path = Path(path)
+    text = read_text(path, f"{expected_format} file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
-    except FileNotFoundError:
-        raise LowMetricError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise LowMetricError(f"{path}: is a directory, not a {expected_format} file") from None
+        data = json.loads(text, parse_constant=_no_constants)
     except LowMetricError as exc:
         raise LowMetricError(f"{path}: {exc}") from None
-    except UnicodeDecodeError:
-        raise LowMetricError(f"{path}: not UTF-8 text (not a {expected_format} file)") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise LowMetricError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != expected_format:
         raise LowMetricError(f"{path}: not a {expected_format} file")

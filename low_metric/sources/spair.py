@@ -26,6 +26,7 @@ from PIL import Image
 
 from low_metric.core.errors import LowMetricError
 from low_metric.core.frame import Frame, box_threshold
+from low_metric.sources.files import read_text
 from low_metric.sources.images import source_hash
 
 _ORIENTATIONS_SWAPPING_AXES = frozenset({5, 6, 7, 8})
@@ -252,8 +253,8 @@ def _load_pair(path: Path, category: str, root: Path, sizes: dict[Path, tuple[in
 
 def _read_json(path: Path) -> dict:
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        record = json.loads(read_text(path, "SPair annotation"))
+    except json.JSONDecodeError as exc:
         raise LowMetricError(f"cannot read SPair annotation {path}: {type(exc).__name__}") from exc
     if not isinstance(record, dict):
         raise LowMetricError(f"SPair annotation {path} is not a JSON object")

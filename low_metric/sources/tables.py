@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from low_metric.core.errors import LowMetricError
+from low_metric.sources.files import read_text
 
 PAPER_BENCHMARKS = (
     "mmbench_en",
@@ -91,10 +92,6 @@ def load_table(name_or_path: str) -> Table:
     if name_or_path == "paper":
         return paper_table()
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         raise LowMetricError(f"table {name_or_path!r}: no such file (use 'paper' for the paper's table)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise LowMetricError(f"table {name_or_path}: not UTF-8 text (expected a CSV)") from None
-    return parse_table(text, str(path))
+    return parse_table(read_text(path, "CSV table"), str(path))
