@@ -20,6 +20,7 @@ def main() -> int:
     p.add_argument("--encoder", action="append", help="publish only this encoder (repeatable; default: all)")
     p.add_argument("--repo-id", help="the card to publish to, for a file with one encoder that is no Hub repo (X+Y, a folder)")
     add_publish_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (what each publish did) on stdout")
     return cmd_publish(p.parse_args())
 
 

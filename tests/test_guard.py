@@ -63,7 +63,7 @@ def cli_score(encoder: str, tmp_path, *args: str) -> int:
 
 
 def weight_downloads(hub, repo: str) -> list[str]:
-    return [r.path for r in hub.request_log if repo in r.path and "/resolve/" in r.path and ".safetensors" in r.path]
+    return [r.path for r in hub.request_log if r.path.startswith(f"/{repo}/resolve/") and ".safetensors" in r.path]
 
 
 def test_max_model_gb_refuses_before_downloading_weights(hub, model_repos, tmp_path, capsys, fresh_hf_cache):
