@@ -74,6 +74,11 @@ class ScoreConfig:
     revision: str | None = None  # pins the scored encoders (not the references)
     trust_remote_code: bool = False
     cache_dir: str | None = None
+    # diffusers pipelines among the scored encoders (SPEC.md section 1); other families ignore them
+    timestep: int = 1
+    block: int | str | None = None  # None: the first decoder / transformer block
+    prompt: str = ""
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in ("ridge", "projector"):
@@ -153,7 +158,7 @@ class Scorer:
         self._references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]] | None = None
 
     def _load(self, name: str, *, scored: bool) -> Any:
-        """A scored encoder gets the run's layer, resolution and revision; a reference its defaults."""
+        """A scored encoder gets the run's layer, resolution, revision and diffusion options; a reference its defaults."""
         c = self.config
         return load_encoder(
             name,
@@ -164,6 +169,7 @@ class Scorer:
             device=self.accelerator.device,
             trust_remote_code=c.trust_remote_code and scored,
             token=self.token,
+            **(dict(timestep=c.timestep, block=c.block, prompt=c.prompt, seed=c.seed) if scored else {}),
         )
 
     def _projected(self, encoder_id: str, tokens: torch.Tensor) -> tuple[torch.Tensor, str]:
