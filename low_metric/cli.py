@@ -248,6 +248,13 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
                         "(also refuses gated repos, pickle-only weights and remote code not trusted; default: no check)")
     e.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     e.add_argument("--cache-dir", help="feature cache (default $LOW_METRIC_CACHE/features or ~/.cache/low_metric/features)")
+    f = p.add_argument_group("diffusion pipelines (diffusers; other encoders ignore these)")
+    f.add_argument("--timestep", type=int, default=1, help="noise timestep t (default 1, the paper's)")
+    f.add_argument("--block", help="denoiser block whose output is taken: a name (up_blocks.0, mid_block, "
+                                   "transformer_blocks.0) or an index into the UNet's decoder blocks or the "
+                                   "transformer's blocks (default: the first, the paper's)")
+    f.add_argument("--prompt", default="", help="text prompt of text-conditioned pipelines (default empty, the paper's)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the VAE sample and the noise (default 0)")
 
 
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
@@ -270,7 +277,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         layer=args.layer, resolution=args.resolution, dtype=args.dtype, batch_size=args.batch_size,
         alignment=not args.no_alignment, correspondence=not args.no_correspondence,
         revision=args.revision, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, timestep=args.timestep, block=args.block, prompt=args.prompt, seed=args.seed,
     )
 
 
@@ -469,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="score the paper's representations and fit one law per benchmark")
     add_score_options(p)
-    p.add_argument("--representation", action="append", help="subset of the paper's representations (default: all 7)")
+    p.add_argument("--representation", action="append", help="subset of the paper's representations (default: all 13)")
     p.add_argument("--encoder-id", action="append", default=[], metavar="NAME=ID", type=_pair, help="score NAME from another id")
     p.add_argument("--output", default="calibration.json", help="calibration JSON (written atomically)")
     p.set_defaults(func=cmd_calibrate)

@@ -81,6 +81,15 @@ class ModelRepos:
     dinov2_focus_random: str = "tests/dinov2-small-focus-random"
     gated: str = "tests/gated-clip"  # clip224's files, gated; READER_TOKEN has no access, WRITER_TOKEN has
     pickle_only: str = "tests/pickle-only-vit"  # timm_vit with only pytorch_model.bin
+    # tiny random diffusers pipelines at 128 px, under the paper's ids (tests/model_repos.py, write_sd...)
+    sd15: str = "runwayml/stable-diffusion-v1-5"  # UNet + CLIPTextModel
+    sd21: str = "stabilityai/stable-diffusion-2-1"  # the same kind, v-prediction
+    sdxl: str = "stabilityai/stable-diffusion-xl-base-1.0"  # two text encoders, added embedding
+    sd3: str = "stabilityai/stable-diffusion-3-medium-diffusers"  # MMDiT, two CLIP text encoders (T5 listed)
+    dit: str = "facebook/DiT-XL-2-512"  # class-conditioned DiT
+    sdim: str = "lambdalabs/sd-image-variations-diffusers"  # UNet on a CLIP image embedding
+    sd_pickle_only: str = "tests/tiny-sd-pickle-only"  # sd15's weights as .bin only
+    ddpm: str = "tests/tiny-ddpm"  # an unconditional DDPMPipeline: not a kind low_metric scores
 
 
 @pytest.fixture(scope="session")

@@ -167,7 +167,7 @@ def test_calibrate_then_predict(model_repos, hub, tmp_path, capsys):
     common = ["--cache-dir", str(tmp_path / "cache")]
     assert main(["calibrate", "--output", str(cal), *common]) == 0
     calibration = json.loads(cal.read_text())
-    assert len(calibration["representations"]) == 7 and len(calibration["laws"]) == 8
+    assert len(calibration["representations"]) == 13 and len(calibration["laws"]) == 8
     assert all(np.isfinite(law["r2"]) for law in calibration["laws"].values())
 
     out = tmp_path / "scored.json"

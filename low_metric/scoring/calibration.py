@@ -13,7 +13,7 @@ from low_metric.core.law import Law, fit_law
 from low_metric.scoring.results import CALIBRATION_FORMAT, VERSION
 from low_metric.sources.tables import Table, paper_table
 
-# The paper's transformer-based representations and their Hub ids (LLaVA vision towers).
+# The paper's representations and their Hub ids (LLaVA vision towers; diffusers pipelines).
 PAPER_ENCODERS = {
     "CLIP224": "openai/clip-vit-large-patch14",
     "CLIP336": "openai/clip-vit-large-patch14-336",
@@ -22,6 +22,12 @@ PAPER_ENCODERS = {
     "SigLIP": "google/siglip-base-patch16-224",
     "CLIP224+DINOv2": "openai/clip-vit-large-patch14+facebook/dinov2-large",
     "CLIP336+DINOv2": "openai/clip-vit-large-patch14-336+facebook/dinov2-large",
+    "SDim": "lambdalabs/sd-image-variations-diffusers",
+    "SD1.5": "runwayml/stable-diffusion-v1-5",
+    "SD2.1": "stabilityai/stable-diffusion-2-1",
+    "SDXL": "stabilityai/stable-diffusion-xl-base-1.0",
+    "DiT": "facebook/DiT-XL-2-512",
+    "SD3": "stabilityai/stable-diffusion-3-medium-diffusers",
 }
 
 

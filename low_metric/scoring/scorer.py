@@ -78,6 +78,11 @@ class ScoreConfig:
     trust_remote_code: bool = False
     allow_pickle: bool = False  # weights-only pickles, for the scored encoders and projectors
     cache_dir: str | None = None
+    # diffusers pipelines among the scored encoders (SPEC.md section 1); other families ignore them
+    timestep: int = 1
+    block: int | str | None = None  # None: the first decoder / transformer block
+    prompt: str = ""
+    seed: int = 0
 
     def __post_init__(self) -> None:
         """Every setting checked before any data or model is loaded (one line naming it)."""
@@ -177,7 +182,7 @@ class Scorer:
         self._references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]] | None = None
 
     def _load(self, name: str, *, scored: bool) -> Any:
-        """A scored encoder gets the run's layer, resolution and revision; a reference its defaults."""
+        """A scored encoder gets the run's layer, resolution, revision and diffusion options; a reference its defaults."""
         c = self.config
         return load_encoder(
             name,
@@ -189,6 +194,7 @@ class Scorer:
             trust_remote_code=c.trust_remote_code and scored,
             allow_pickle=c.allow_pickle and scored,
             token=self.token,
+            **(dict(timestep=c.timestep, block=c.block, prompt=c.prompt, seed=c.seed) if scored else {}),
         )
 
     def _projected(self, name: str, tokens: torch.Tensor, encoder_id: str | None = None) -> tuple[torch.Tensor, str]:

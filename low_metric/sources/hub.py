@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from low_metric.core.errors import LowMetricError, RuntimeFailure
+from low_metric.sources import pipelines
 from low_metric.sources.names import EncoderRef
 
 OPEN_CLIP_CONFIG = "open_clip_config.json"
@@ -28,6 +29,7 @@ FILES = {
     "timm": (["config.json"], ["model.safetensors"], ["pytorch_model.bin"]),
     "open_clip": ([OPEN_CLIP_CONFIG], ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors"],
                   ["open_clip_pytorch_model.bin"]),
+    "diffusers": pipelines.all_files(),  # the parts a pipeline's kind loads: see pipelines.select
 }
 
 
@@ -51,7 +53,7 @@ def resolve(ref: EncoderRef, *, token: str | None, allow_pickle: bool,
         commit = content_hash(folder) if ref.local else folder.name
         files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
         library = ref.library or detect_library(files, ref.hf_hub, lambda f: folder / f, target)
-        select_files(library, files, allow_pickle, target)
+        select_files(library, files, allow_pickle, target, lambda f: folder / f)
         return folder, commit, library
     return _snapshot(target, ref.revision, token, ref.library, ref.hf_hub, allow_pickle, trust_remote_code)
 
@@ -106,7 +108,7 @@ def _snapshot(repo_id: str, revision: str | None, token: str | None, library: st
             return Path(hf_hub_download(repo_id, filename, revision=info.sha, token=token))
 
         library = library or detect_library(files, hf_hub, fetch, repo_id)
-        patterns = select_files(library, files, allow_pickle, repo_id) + (["*.py"] if trust_remote_code else [])
+        patterns = select_files(library, files, allow_pickle, repo_id, fetch) + (["*.py"] if trust_remote_code else [])
         # by the name asked for, so the cache records the branch (for HF_HUB_OFFLINE) too
         folder = Path(snapshot_download(repo_id, revision=revision, token=token, allow_patterns=patterns))
     return folder, folder.name, library  # a snapshot folder is named after its commit
@@ -137,6 +139,8 @@ def cached_snapshot(repo_id: str, revision: str | None) -> Path:
 
 
 def detect_library(files: Sequence[str], hf_hub: bool, fetch: Callable[[str], Path], name: str) -> str:
+    if pipelines.MODEL_INDEX in files:
+        return "diffusers"
     if hf_hub and OPEN_CLIP_CONFIG in files:
         return "open_clip"
     if "config.json" in files:
@@ -150,11 +154,18 @@ def detect_library(files: Sequence[str], hf_hub: bool, fetch: Callable[[str], Pa
             return "transformers"
     if OPEN_CLIP_CONFIG in files:
         return "open_clip"
-    raise LowMetricError(f"'{name}' holds no model config (transformers/timm config.json or {OPEN_CLIP_CONFIG})")
+    raise LowMetricError(f"'{name}' holds no model config (transformers/timm config.json, {OPEN_CLIP_CONFIG} "
+                         f"or a diffusers {pipelines.MODEL_INDEX})")
 
 
-def select_files(library: str, files: Sequence[str], allow_pickle: bool, name: str) -> list[str]:
-    """Patterns of the files to fetch: configs and safetensors weights, pickles only if allowed."""
+def select_files(library: str, files: Sequence[str], allow_pickle: bool, name: str,
+                 fetch: Callable[[str], Path]) -> list[str]:
+    """Patterns of the files to fetch: configs and safetensors weights, pickles only if allowed (for a
+    diffusers pipeline, those of the parts its kind loads, read from ``model_index.json``)."""
+    if library == "diffusers":
+        if pipelines.MODEL_INDEX not in files:
+            raise LowMetricError(f"'{name}' has no {pipelines.MODEL_INDEX}: not a diffusers pipeline")
+        return pipelines.select(_json(fetch(pipelines.MODEL_INDEX), name), files, allow_pickle, name)
     configs, safe, pickled = FILES[library]
 
     def weights(patterns: list[str]) -> bool:
@@ -168,6 +179,16 @@ def select_files(library: str, files: Sequence[str], allow_pickle: bool, name: s
         raise LowMetricError(f"'{name}' has only pickled weights: pass --allow-pickle (allow_pickle=True) to load "
                              "them weights-only, if you trust the repo")
     raise LowMetricError(f"'{name}' has no {library} weights file ({', '.join(safe)})")
+
+
+def _json(path: Path, name: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise LowMetricError(f"'{name}': {path.name} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise LowMetricError(f"'{name}': {path.name} is not a JSON object")
+    return data
 
 
 def content_hash(folder: Path) -> str:

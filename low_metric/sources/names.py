@@ -1,7 +1,7 @@
 """Encoder ids: the one parser of the names that the CLI, the scorer, the Space and publishing accept.
 
 - ``org/name``: a Hub model repo; ``name@revision`` pins a branch, tag or commit.
-- ``transformers:`` / ``timm:`` / ``open_clip:`` before an id force the library; ``hf-hub:`` (the
+- ``transformers:`` / ``timm:`` / ``open_clip:`` / ``diffusers:`` before an id force the library; ``hf-hub:`` (the
   timm / open_clip habit) may follow; ``timm:<architecture>[.<tag>]`` is timm's pretrained repo.
 - a local folder (its path).
 - ``X+Y`` concatenates encoders (SPEC.md section 1); each part is parsed as above.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from low_metric.core.errors import LowMetricError
 
-LIBRARIES = ("transformers", "timm", "open_clip")
+LIBRARIES = ("transformers", "timm", "open_clip", "diffusers")
 HF_HUB = "hf-hub:"
 
 

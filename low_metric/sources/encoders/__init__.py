@@ -2,9 +2,9 @@
 
 Names are parsed by :mod:`low_metric.sources.names`; the library comes from a ``library:`` prefix or
 from the repo's files (a transformers ``config.json`` with ``model_type``, a timm ``config.json``
-with ``architecture``, an ``open_clip_config.json``). One module per family (``*_family``) turns a
-folder of files into an :class:`Encoder`; ``X+Y`` gives a :class:`ConcatEncoder`. The libraries
-are imported on first use (they take seconds to import).
+with ``architecture``, an ``open_clip_config.json``, a diffusers ``model_index.json``). One module
+per family (``*_family``) turns a folder of files into an :class:`Encoder`; ``X+Y`` gives a
+:class:`ConcatEncoder`. The libraries are imported on first use (they take seconds to import).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from low_metric.sources.encoders.concat import ConcatEncoder
 from low_metric.sources.hub import resolve
 from low_metric.sources.names import EncoderRef, parse_encoder_id
 
-FAMILIES = {"transformers": "transformers_family", "timm": "timm_family", "open_clip": "open_clip_family"}
+FAMILIES = {"transformers": "transformers_family", "timm": "timm_family", "open_clip": "open_clip_family",
+            "diffusers": "diffusers_family"}
 
 __all__ = ["ConcatEncoder", "Encoder", "load_encoder"]
 
@@ -35,7 +36,8 @@ __all__ = ["ConcatEncoder", "Encoder", "load_encoder"]
 def load_encoder(name: str, *, layer: int = -2, resolution: int | tuple[int, int] | None = None,
                  dtype: str = "float32", revision: str | None = None, device: str = "cpu",
                  trust_remote_code: bool = False, token: str | None = None, feature: int | str | None = None,
-                 allow_pickle: bool = False) -> Encoder:
+                 allow_pickle: bool = False, timestep: int = 1, block: int | str | None = None, prompt: str = "",
+                 seed: int = 0) -> Encoder:
     """Load a vision encoder by name (see :mod:`low_metric.sources.names` for the naming scheme).
 
     Args:
@@ -48,14 +50,27 @@ def load_encoder(name: str, *, layer: int = -2, resolution: int | tuple[int, int
         feature: for CNNs, which feature map (index into timm's ``feature_info`` or module name);
             default the last one of stride 14-16.
         allow_pickle: accept repos whose weights exist only as pickles (loaded weights-only).
+        timestep, block, prompt, seed: for diffusers pipelines (SPEC.md section 1), the noise timestep,
+            the denoiser block whose output is taken (a name such as ``up_blocks.0`` or
+            ``transformer_blocks.0``, or an index into the UNet's decoder blocks / the transformer's
+            blocks; default the first), the prompt (default empty) and the noise seed. Other families
+            ignore them.
     """
     if dtype not in DTYPES:
         raise LowMetricError(f"bad dtype '{dtype}': use one of {', '.join(DTYPES)}")
     check_dtype_device(DTYPES[dtype], torch.device(device))
     if isinstance(layer, bool) or not isinstance(layer, int):
         raise LowMetricError(f"layer must be an int, got {layer!r}")
+    for key, value in (("timestep", timestep), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LowMetricError(f"{key} must be an int, got {value!r}")
+    if not isinstance(prompt, str):
+        raise LowMetricError(f"prompt must be a string, got {prompt!r}")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, (int, str))):
+        raise LowMetricError(f"block must be a block name or an int index, got {block!r}")
     options = dict(layer=layer, resolution=input_size(resolution), dtype=dtype, device=device,
-                   trust_remote_code=trust_remote_code, feature=feature)
+                   trust_remote_code=trust_remote_code, feature=feature,
+                   diffusion=dict(timestep=timestep, block=block, prompt=prompt, seed=seed))
     parts = [_load_one(ref, token=token, allow_pickle=allow_pickle, **options)
              for ref in parse_encoder_id(name, revision=revision)]
     return parts[0] if len(parts) == 1 else ConcatEncoder(parts)
@@ -71,12 +86,13 @@ def on_hub(ref: EncoderRef) -> EncoderRef:
 
 
 def _load_one(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_remote_code: bool,
-              **options: object) -> Encoder:
+              diffusion: dict[str, object], **options: object) -> Encoder:
     ref = on_hub(ref)
     folder, commit, library = resolve(ref, token=token, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     name = str(Path(ref.target).resolve()) if ref.local else ref.target  # one id however the path is spelled
+    extra = diffusion if library == "diffusers" else {}
     try:
-        return family(library)(name, commit, folder, trust_remote_code=trust_remote_code, **options)
+        return family(library)(name, commit, folder, trust_remote_code=trust_remote_code, **options, **extra)
     except LowMetricError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, SafetensorError) as exc:  # damaged files
