@@ -61,14 +61,18 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a finite number")
+
+
 def read_json(path: str | Path, expected_format: str) -> dict[str, Any]:
-    """A results or calibration file, checked for its format tag."""
+    """A results or calibration file, checked for its format tag (NaN and Infinity refused)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), parse_constant=_no_constant)
     except FileNotFoundError:
         raise LowMetricError(f"{path}: no such file") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise LowMetricError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != expected_format:
         raise LowMetricError(f"{path}: not a {expected_format} file")
