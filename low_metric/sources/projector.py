@@ -38,7 +38,8 @@ def load_projector(source: str | Path, *, dim: int | None = None, revision: str 
     elif allow_pickle:
         state = torch.load(path, map_location="cpu", weights_only=True)
     else:
-        raise LowMetricError(f"projector {path.name} is a pickle: pass allow_pickle=True to load it (weights_only)")
+        raise LowMetricError(f"projector {path.name} is a pickle: pass allow_pickle=True to load it (weights_only; "
+                             "CLI --allow-pickle)")
     projector = _build(state, str(source))
     in_dim = projector[0].in_features
     if dim is not None and in_dim != dim:
@@ -59,7 +60,8 @@ def _download(repo_id: str, *, revision: str | None, token: str | None, allow_pi
         elif PICKLED_NAME in files and allow_pickle:
             name = PICKLED_NAME
         elif PICKLED_NAME in files:
-            raise LowMetricError(f"'{repo_id}' holds only {PICKLED_NAME} (a pickle): pass allow_pickle=True to load it")
+            raise LowMetricError(f"'{repo_id}' holds only {PICKLED_NAME} (a pickle): pass allow_pickle=True to load it "
+                                 "(weights only; CLI --allow-pickle)")
         else:
             raise LowMetricError(f"'{repo_id}' holds no {SAFE_NAME} or {PICKLED_NAME}")
         return Path(hf_hub_download(repo_id, name, revision=info.sha, token=token))
