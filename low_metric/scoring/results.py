@@ -17,7 +17,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     VERSION = "0.0.0+unknown"
 RESULTS_FORMAT = "low_metric.results/1"
-CALIBRATION_FORMAT = "low_metric.calibration/1"
+CALIBRATION_FORMAT = "low_metric.calibration/2"  # /2: transfer calibrations (maps, laws, intervals, hashes)
 
 
 def protocol_hash(protocol: Any) -> str:
