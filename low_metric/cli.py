@@ -15,9 +15,8 @@ import numpy as np
 
 from low_metric.core.errors import LowMetricError, RuntimeFailure, one_line
 from low_metric.core.law import KINDS, fit_law, loo_errors
-from low_metric.core.policy import recommend, simulate
+from low_metric.core.policy import DEFAULT_RULE, RULES, recommend, simulate
 from low_metric.scoring.results import (
-    CALIBRATION_FORMAT,
     RESULTS_FORMAT,
     VERSION,
     check_writable,
@@ -148,25 +147,29 @@ def _policy_simulation(args: argparse.Namespace) -> int:
     curves = {}
     for bench in benchmarks:
         a, c, y = table.benchmark(bench)
-        curves[bench] = simulate(a, c, y, budget=args.budget, trials=args.trials, k=args.k, seed=args.seed)
-    ac = np.mean([r.ac for r in curves.values()], axis=0)
-    rnd = np.mean([r.random for r in curves.values()], axis=0)
+        curves[bench] = simulate(a, c, y, budget=args.budget, trials=args.trials, k=args.k, seed=args.seed, rule=args.rule)
+    keys = ("reached", "current", "random")
+    mean = {key: np.mean([getattr(r, key) for r in curves.values()], axis=0) for key in keys}
     if args.json:
+        def curves_of(values: dict[str, np.ndarray]) -> dict[str, list[float]]:
+            return {**{key: values[key].tolist() for key in keys}, "ac": values["current"].tolist()}  # ac: old name of current
+
         _print_json(
             {
                 "k": args.k,
                 "trials": args.trials,
                 "seed": args.seed,
-                "benchmarks": {b: {"ac": r.ac.tolist(), "random": r.random.tolist()} for b, r in curves.items()},
-                "mean": {"ac": ac.tolist(), "random": rnd.tolist()},
+                "rule": args.rule,
+                "benchmarks": {b: curves_of({key: getattr(r, key) for key in keys}) for b, r in curves.items()},
+                "mean": curves_of(mean),
             }
         )
         return 0
     label = benchmarks[0] if len(benchmarks) == 1 else f"mean over {len(benchmarks)} benchmarks"
-    print(f"Recall@{args.k} ({label}, {args.trials} trials, seed {args.seed})")
-    print(f"{'fine-tunes':>10}{'AC policy':>11}{'random':>9}")
-    for n, (x, r) in enumerate(zip(ac, rnd), start=1):
-        print(f"{n:>10}{x:>11.3f}{r:>9.3f}")
+    print(f"Recall@{args.k} ({label}, {args.trials} trials, seed {args.seed}, rule {args.rule})")
+    print(f"{'fine-tunes':>10}{'AC policy: reached':>20}{'current':>9}{'random':>9}")
+    for n, (x, cur, r) in enumerate(zip(mean["reached"], mean["current"], mean["random"]), start=1):
+        print(f"{n:>10}{x:>20.3f}{cur:>9.3f}{r:>9.3f}")
     return 0
 
 
@@ -182,7 +185,7 @@ def _policy_recommend(args: argparse.Namespace) -> int:
         for r in _rows(args.observed):
             name = str(_field(r, ("name", "representation", "encoder"), args.observed))
             observed[name] = _number(_field(r, ("score", "value", "y"), args.observed), f"score of {name}")
-    rec = recommend(names, np.array(a), np.array(c), observed, k=args.k, seed=args.seed)
+    rec = recommend(names, np.array(a), np.array(c), observed, k=args.k, seed=args.seed, rule=args.rule)
     if args.json:
         _print_json(asdict(rec))
         return 0
@@ -190,7 +193,7 @@ def _policy_recommend(args: argparse.Namespace) -> int:
     if rec.predicted is None:
         print("predicted best: needs at least 2 observed scores")
     else:
-        print(f"predicted best (top {args.k}):")
+        print(f"predicted best (top {args.k}, rule {rec.rule}):")
         for name in rec.top:
             tag = "observed" if name in observed else "predicted"
             value = observed.get(name, rec.predicted[name])
@@ -208,6 +211,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 def add_score_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``score`` and ``calibrate``: data, references, A mode, matching, encoder."""
+    p.add_argument("--protocol", choices=("paper",),
+                   help="'paper': the paper's protocol (projector A on lmms-eval's first 100 images of each benchmark, "
+                        "C on SPair-71k --spair); the released law then predicts directly")
     d = p.add_argument_group("data (default: the built-in mini benchmark)")
     d.add_argument("--spair", help="SPair-71k root (JPEGImages/, ImageAnnotation/, PairAnnotation/)")
     d.add_argument("--split", default="test", help="SPair split (PairAnnotation/<split>)")
@@ -221,9 +227,10 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     d.add_argument("--image-seed", type=int, default=0, help="seed of the --count sample")
     a = p.add_argument_group("alignment (A)")
     a.add_argument("--reference", action="append", dest="references", help="reference encoder (repeatable; default CLIP@224 and CLIP@336)")
-    a.add_argument("--mode", choices=("ridge", "projector"), default="ridge",
-                   help="A's space: a ridge map onto each reference (training-free) or LLaVA projectors (the paper's)")
-    a.add_argument("--projector", action="append", default=[], metavar="ENCODER=REPO", help="LLaVA stage-1 projector of an encoder (projector mode)")
+    a.add_argument("--mode", choices=("ridge", "projector"), help="A mode (default ridge; projector under --protocol paper)")
+    a.add_argument("--projector", action="append", default=[], metavar="ENCODER=REPO|paper",
+                   help="LLaVA stage-1 projector of an encoder (projector mode); 'paper': the paper's released "
+                        "stage-1 checkpoints for its representations")
     a.add_argument("--calibration-fraction", type=float, default=0.5, help="ridge mode: share of images fitting the map")
     a.add_argument("--ridge", type=float, default=1e-3, help="ridge strength, relative to the mean eigenvalue")
     a.add_argument("--ridge-seed", type=int, default=0, help="seed of the calibration / held-out split")
@@ -237,8 +244,7 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     e = p.add_argument_group("encoder")
     e.add_argument("--layer", type=int, default=-2, help="hidden-state index of the scored encoders (-2: LLaVA's)")
     e.add_argument("--resolution", type=int, help="input side (default: the encoder's native)")
-    e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                   help="weights and activations (float16: GPU only)")
+    e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="default float32 (bfloat16 under --protocol paper)")
     e.add_argument("--revision", help="pin the scored encoders to a revision")
     e.add_argument("--trust-remote-code", action="store_true", help="allow a repo's own code to run (off by default)")
     e.add_argument("--allow-pickle", action="store_true",
@@ -258,27 +264,46 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
+    from low_metric.scoring.calibration import paper_projectors
+    from low_metric.scoring.paper_protocol import paper_config
     from low_metric.scoring.scorer import DEFAULT_REFERENCES, ScoreConfig
 
     projectors = {}
     for item in args.projector:
+        if item == "paper":
+            projectors = {**paper_projectors(), **projectors}
+            continue
         enc, sep, repo = item.partition("=")
         if not sep or not enc or not repo:
-            raise LowMetricError(f"--projector expects ENCODER=REPO, got {item!r}")
+            raise LowMetricError(f"--projector expects ENCODER=REPO or 'paper', got {item!r}")
         projectors[enc] = repo
-    return ScoreConfig(
+    paper = args.protocol == "paper"
+    if paper and args.mode == "ridge":
+        raise LowMetricError("--protocol paper measures A in projector mode: drop --mode ridge")
+    config = ScoreConfig(
         spair=args.spair, split=args.split, categories=tuple(args.categories) if args.categories else None, limit=args.limit,
         images=args.images, dataset=args.dataset, dataset_split=args.dataset_split, image_column=args.image_column,
         count=args.count, image_seed=args.image_seed,
         references=tuple(args.references) if args.references else DEFAULT_REFERENCES,
-        mode=args.mode, projectors=projectors, calibration=args.calibration_fraction, ridge=args.ridge, ridge_seed=args.ridge_seed,
+        mode=args.mode or ("projector" if paper else "ridge"), projectors=projectors,
+        calibration=args.calibration_fraction, ridge=args.ridge, ridge_seed=args.ridge_seed,
         patch=args.patch, window=args.window, temperature=args.temperature,
         alphas=tuple(args.alphas) if args.alphas else (0.10, 0.05, 0.01),
-        layer=args.layer, resolution=args.resolution, dtype=args.dtype, batch_size=args.batch_size,
+        layer=args.layer, resolution=args.resolution, dtype=args.dtype or "float32", batch_size=args.batch_size,
         alignment=not args.no_alignment, correspondence=not args.no_correspondence,
         revision=args.revision, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
         cache_dir=args.cache_dir, timestep=args.timestep, block=args.block, prompt=args.prompt, seed=args.seed,
     )
+    return paper_config(config, dtype=args.dtype or "bfloat16") if paper else config
+
+
+def _print_predictions(placed: dict[str, Any], indent: str = "  ") -> None:
+    """One encoder's predicted benchmark scores with their intervals and extrapolation flags."""
+    print(f"{indent}{'benchmark':<16}{'AC':>7}{'predicted':>11}  interval")
+    for b, y in placed["predicted"].items():
+        lo, hi = placed["interval"][b]
+        flag = "  extrapolation" if placed["extrapolation"][b] else ""
+        print(f"{indent}{b:<16}{placed['AC'][b]:>7.3f}{y:>11.2f}  [{lo:.2f}, {hi:.2f}]{flag}")
 
 
 def _print_records(records: list[dict[str, Any]]) -> None:
@@ -288,17 +313,28 @@ def _print_records(records: list[dict[str, Any]]) -> None:
         c = f"{r['C']['C']:.2f}" if "C" in r else "-"
         ac = f"{r['AC']['AC_mean']:.3f}" if "AC" in r else "-"
         print(f"{r['encoder']:<48}{a:>9}{c:>8}{ac:>8}")
+    for r in records:
+        if "AC" in r:
+            print(f"{r['encoder']} on the paper's scale ({r['AC']['method']} calibration):")
+            _print_predictions(r["AC"])
     if records and "AC" not in records[0]:
-        print("AC needs a law fitted under the same protocol: low-metric calibrate, then --calibration FILE.")
+        print("AC needs a calibration onto the paper's scale: low-metric calibrate, then --calibration FILE "
+              "(or score with --protocol paper).")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from low_metric.scoring.calibration import predict
+    from low_metric.scoring.calibration import (
+        load_calibration,
+        paper_calibration,
+        predict,
+    )
     from low_metric.scoring.scorer import score_encoders
 
     check_writable(args.output)
-    calibration = read_json(args.calibration, CALIBRATION_FORMAT) if args.calibration else None
+    calibration = load_calibration(args.calibration) if args.calibration else None
     config = config_from_args(args)
+    if calibration is None and config.preset == "paper":
+        calibration = paper_calibration()  # the paper's own protocol: the released law applies directly
     if args.max_model_gb is not None:
         _check_sizes(args.encoders, config.revision, config, args.max_model_gb)
         _check_sizes(config.references if config.alignment else (), None, config, args.max_model_gb)
@@ -327,43 +363,102 @@ def _check_sizes(names: Sequence[str], revision: str | None, config: ScoreConfig
                       trust_remote_code=config.trust_remote_code, limit="above --max-model-gb {max_gb:g}")
 
 
+def _protocol_of(path: str) -> dict[str, Any]:
+    """The one protocol of a results file's records (``calibrate --protocol-from``)."""
+    from low_metric.scoring.results import protocol_hash
+
+    records = read_json(path, RESULTS_FORMAT)["results"]
+    protocols = {protocol_hash(r.get("protocol")): r.get("protocol") for r in records}
+    if len(protocols) != 1 or any(r.get("protocol_hash") not in protocols for r in records):
+        raise LowMetricError(f"{path}: its records must share one protocol whose hash they carry")
+    return next(iter(protocols.values()))
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from low_metric.scoring.calibration import PAPER_ENCODERS, calibrate
+    from low_metric.scoring.calibration import (
+        PAPER_ENCODERS,
+        calibrate,
+        calibrate_anchors,
+    )
     from low_metric.scoring.scorer import score_encoders
 
     check_writable(args.output)
-    names = args.representation or list(PAPER_ENCODERS)
-    unknown = sorted(set(names) - set(PAPER_ENCODERS))
-    if unknown:
-        raise LowMetricError(f"unknown representation(s) {', '.join(unknown)}; choose from {', '.join(PAPER_ENCODERS)}")
-    overrides = dict(args.encoder_id)
-    ids = [overrides.get(n, PAPER_ENCODERS[n]) for n in names]
-    records = score_encoders(ids, config_from_args(args))
-    if not records:
-        return 0
-    calibration = calibrate(dict(zip(names, records)))
+    if args.anchors:
+        protocol = _protocol_of(args.protocol_from) if args.protocol_from else None
+        calibration = calibrate_anchors(args.anchors, method=args.method, protocol=protocol)
+    else:
+        if args.protocol_from:
+            raise LowMetricError("--protocol-from goes with --anchors (scored anchors carry their own protocol)")
+        names = args.representation or list(PAPER_ENCODERS)
+        unknown = sorted(set(names) - set(PAPER_ENCODERS))
+        if unknown:
+            raise LowMetricError(f"unknown representation(s) {', '.join(unknown)}; choose from {', '.join(PAPER_ENCODERS)}")
+        overrides = dict(args.encoder_id)
+        ids = [overrides.get(n, PAPER_ENCODERS[n]) for n in names]
+        records = score_encoders(ids, config_from_args(args))
+        if not records:
+            return 0
+        calibration = calibrate(dict(zip(names, records)), method=args.method)
     write_json_atomic(args.output, calibration)
-    print(f"{'representation':<18}{'A':>9}{'C':>8}")
+    print(f"{calibration['method']} calibration over {len(calibration['representations'])} anchors "
+          f"(protocol {calibration['protocol_hash'][:12]})")
+    print(f"{'representation':<18}{'own A':>9}{'own C':>9}")
     for n, r in calibration["representations"].items():
-        print(f"{n:<18}{r['A']:>9.4f}{r['C']:>8.2f}")
-    print("in-sample R2 per benchmark: " + ", ".join(f"{b} {law['r2']:.3f}" for b, law in calibration["laws"].items()))
+        a = r["A"] if not isinstance(r["A"], dict) else sum(r["A"].values()) / len(r["A"])
+        print(f"{n:<18}{a:>9.4f}{r['C']:>9.2f}")
+    c = calibration["maps"]["C"]
+    print(f"C map: paper = {c[0]:.4g} * own + {c[1]:.4g}")
+    print(f"{'benchmark':<16}{'A alpha':>9}{'A beta':>9}{'transfer RMSE':>15}{'law RMSE':>10}")
+    for b, (alpha, beta) in calibration["maps"]["A"].items():
+        print(f"{b:<16}{alpha:>9.4g}{beta:>9.4g}{calibration['transfer_rmse'][b]:>15.3f}{calibration['law_rmse'][b]:>10.3f}")
     print(f"calibration: {args.output}")
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from low_metric.scoring.calibration import predict
+def _own_a(values: list[str]) -> float | dict[str, float]:
+    """``--a A`` (one value) or ``--a BENCHMARK=A`` repeated (one per benchmark)."""
+    if len(values) == 1 and "=" not in values[0]:
+        return _number(values[0], "--a")
+    out = {}
+    for item in values:
+        bench, sep, value = item.partition("=")
+        if not sep or not bench:
+            raise LowMetricError(f"--a: give one A, or BENCHMARK=A for each benchmark, got {item!r}")
+        if bench in out:
+            raise LowMetricError(f"--a: {bench} given twice")
+        out[bench] = _number(value, f"--a {bench}")
+    return out
 
-    calibration = read_json(args.calibration, CALIBRATION_FORMAT)
-    records = read_results(args.results)
-    out = {r["encoder"]: predict(r, calibration) for r in records}
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from low_metric.scoring.calibration import load_calibration, place, predict
+
+    calibration = load_calibration(args.calibration)
+    if args.results:
+        if args.a or args.c is not None:
+            raise LowMetricError("give a results file or --a/--c values, not both")
+        records = read_results(args.results)
+        out = {r["encoder"]: predict(r, calibration) for r in records}
+    else:
+        if not args.a or args.c is None:
+            raise LowMetricError("give a results file, or the values: --a A (or --a BENCHMARK=A ...) and --c C")
+        a = _own_a(args.a)
+        if isinstance(a, dict):
+            extra = sorted(set(a) - set(calibration["benchmarks"]))
+            if extra:
+                raise LowMetricError(f"--a: unknown benchmark(s) {', '.join(extra)}; the calibration has "
+                                     f"{', '.join(calibration['benchmarks'])}")
+        placed = place(calibration, a, _number(args.c, "--c"))
+        if args.json:
+            _print_json(placed)
+            return 0
+        out = {"(values)": placed}
     if args.json:
         _print_json(out)
         return 0
-    benches = list(calibration["laws"])
-    print(f"{'encoder':<40}{'AC':>7}  " + "".join(f"{b[:12]:>13}" for b in benches))
-    for enc, p in out.items():
-        print(f"{enc:<40}{p['AC_mean']:>7.3f}  " + "".join(f"{p['predicted'][b]:>13.2f}" for b in benches))
+    for enc, placed in out.items():
+        print(f"{enc}: AC {placed['AC_mean']:.3f} ({placed['method']} calibration)")
+        _print_predictions(placed)
     return 0
 
 
@@ -462,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", help="CSV/JSON of candidates with name, A, C: recommend instead of simulating")
     p.add_argument("--observed", help="CSV/JSON of fine-tuned candidates with name, score")
     p.add_argument("--k", type=_count(1), default=3, help="recommend the top k (default 3)")
+    p.add_argument("--rule", choices=tuple(RULES), default=DEFAULT_RULE,
+                   help=f"recommendation rule (default {DEFAULT_RULE}; 'paper': the official simulation's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation / recommendation")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_policy)
@@ -469,21 +566,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score encoders: A, C (and AC with a calibration)")
     p.add_argument("encoders", nargs="+", metavar="ENCODER", help="Hub id, timm:/open_clip: name, local folder, or X+Y")
     add_score_options(p)
-    p.add_argument("--calibration", help="a calibration file from `low-metric calibrate`: adds AC and predicted scores")
+    p.add_argument("--calibration", metavar="FILE|hub:ORG/NAME|paper",
+                   help="a calibration (`low-metric calibrate`; hub:ORG/NAME: one published on the Hub): adds AC and "
+                        "predicted benchmark scores with intervals; refused unless the protocol hashes match")
     p.add_argument("--output", default="low_metric_results.json", help="results JSON (written atomically)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the records) on stdout; logs go to stderr")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("calibrate", help="score the paper's representations and fit one law per benchmark")
+    p = sub.add_parser("calibrate", help="map measurements onto the paper's scale, from its representations (anchors)")
     add_score_options(p)
-    p.add_argument("--representation", action="append", help="subset of the paper's representations (default: all 13)")
+    p.add_argument("--representation", action="append",
+                   help="subset of the paper's representations to score (default: all the encoder factory loads)")
     p.add_argument("--encoder-id", action="append", default=[], metavar="NAME=ID", type=_pair, help="score NAME from another id")
+    p.add_argument("--anchors", metavar="CSV", help="anchors measured elsewhere: columns representation, C, and A or "
+                   "A_<benchmark>; nothing is scored")
+    p.add_argument("--protocol-from", metavar="RESULTS", help="with --anchors: the results file whose protocol the "
+                   "anchors were measured under (default: the anchors file itself is the protocol)")
+    p.add_argument("--method", choices=("transfer", "refit"), default="transfer",
+                   help="transfer (default): affine maps onto the paper's scale, the law of its 13 rows; refit: the law "
+                        "refitted on the anchors' own values (needs 7 anchors; for comparison)")
     p.add_argument("--output", default="calibration.json", help="calibration JSON (written atomically)")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("predict", help="predicted MLLM benchmark scores of scored encoders")
-    p.add_argument("results", help="results JSON of `low-metric score`")
-    p.add_argument("--calibration", required=True, help="calibration JSON of `low-metric calibrate`")
+    p = sub.add_parser("predict", help="predicted MLLM benchmark scores (with intervals) of scored encoders or of values")
+    p.add_argument("results", nargs="?", help="results JSON of `low-metric score` (or give --a/--c)")
+    p.add_argument("--calibration", required=True, metavar="FILE|hub:ORG/NAME|paper",
+                   help="calibration of `low-metric calibrate`, one on the Hub, or 'paper' (values under the paper's protocol)")
+    p.add_argument("--a", action="append", metavar="A|BENCHMARK=A", help="own A: one value, or one per benchmark (repeat)")
+    p.add_argument("--c", metavar="C", help="own C")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_predict)
 

@@ -23,16 +23,28 @@ from low_metric.core.checks import whole_number
 from low_metric.core.errors import LowMetricError, Refused, one_line
 from low_metric.hub.guard import check_image_count, check_weights, public_encoder
 from low_metric.hub.publish import PublishOutcome, publish_to_card, read_leaderboard
-from low_metric.scoring.calibration import PAPER_ENCODERS, matches, predict
-from low_metric.scoring.report import ac_note, category_rows, headline, prediction_rows
-from low_metric.scoring.results import CALIBRATION_FORMAT, read_json
+from low_metric.scoring.calibration import (
+    PAPER_ENCODERS,
+    load_calibration,
+    matches,
+    predict,
+)
+from low_metric.scoring.report import (
+    ac_note,
+    category_rows,
+    headline,
+    paper_scale,
+    prediction_rows,
+)
 from low_metric.scoring.scorer import ScoreConfig
 from low_metric.scoring.service import score_within
 from low_metric.sources.tables import paper_table
 
 logger = logging.getLogger("low_metric.space")
 PAPER_SOURCE, SESSION_SOURCE = "paper (projector A)", "scored here (ridge A)"  # this Space scores in ridge mode
-PLOT_COLORS = {PAPER_SOURCE: "#1f77b4", SESSION_SOURCE: "#d62728"}
+MAPPED_SOURCE = "scored here, on the paper's scale"  # with a calibration: the mapped (A, C)
+PLOT_COLORS = {PAPER_SOURCE: "#1f77b4", SESSION_SOURCE: "#d62728", MAPPED_SOURCE: "#2ca02c"}
+PREDICTION_COLUMNS = ["benchmark", "AC", "predicted score", "interval", "extrapolation"]
 LEADERBOARD_COLUMNS = ["encoder", "A", "C", "AC", "mode", "data", "protocol_hash"]
 T = TypeVar("T")
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # the scorer's tqdm bars (images encoded) become the page's progress bar
@@ -45,7 +57,7 @@ class Settings:
     max_model_gb: float = 4.0  # safetensors weights of one encoder, all parts (LOW_METRIC_MAX_MODEL_GB)
     max_images: int = 300  # distinct images one request encodes (LOW_METRIC_MAX_IMAGES)
     max_seconds: float = 900.0  # wall time of one scoring request (LOW_METRIC_MAX_SECONDS)
-    calibration: dict[str, Any] | None = None  # `low-metric calibrate` output (LOW_METRIC_CALIBRATION: its path)
+    calibration: dict[str, Any] | None = None  # a checked calibration (LOW_METRIC_CALIBRATION: a path or hub:ORG/NAME)
     dataset_id: str | None = None  # results dataset of the leaderboard (LOW_METRIC_RESULTS_DATASET)
     spair: str | None = None  # SPair-71k root; None: the built-in mini benchmark (LOW_METRIC_SPAIR)
     cache_dir: str | None = None  # feature cache; None: the scorer's default ($LOW_METRIC_CACHE/features)
@@ -59,7 +71,7 @@ class Settings:
             max_model_gb=float(env.get("LOW_METRIC_MAX_MODEL_GB", cls.max_model_gb)),
             max_images=int(env.get("LOW_METRIC_MAX_IMAGES", cls.max_images)),
             max_seconds=float(env.get("LOW_METRIC_MAX_SECONDS", cls.max_seconds)),
-            calibration=read_json(calibration, CALIBRATION_FORMAT) if calibration else None,
+            calibration=load_calibration(calibration) if calibration else None,
             dataset_id=env.get("LOW_METRIC_RESULTS_DATASET") or None,
             spair=env.get("LOW_METRIC_SPAIR") or None,
         )
@@ -125,7 +137,10 @@ def summary(record: dict[str, Any], settings: Settings) -> str:
     head = headline(record)
     a = f"{head['A']:.4f}" if head["A"] is not None else "off"
     ac = f"{head['AC']:.3f}" if head["AC"] is not None else "n/a"
-    return (f"### {record['encoder']}\n\n| A | C | AC |\n|---|---|---|\n| {a} | {head['C']:.2f} | {ac} |\n\n"
+    mapped = paper_scale(record)
+    scale = (f"\n\nOn the paper's scale: A = {mapped[0]:.4f} (mean over its 8 benchmarks), C = {mapped[1]:.2f}."
+             if mapped else "")
+    return (f"### {record['encoder']}\n\n| A | C | AC |\n|---|---|---|\n| {a} | {head['C']:.2f} | {ac} |{scale}\n\n"
             f"C: PCK at alpha 0.10, x 100, over {record['C']['pairs']} pairs. "
             f"{ac_note(record, settings.calibration)} Protocol hash `{record['protocol_hash'][:12]}`.")
 
@@ -138,19 +153,24 @@ def paper_points() -> list[dict[str, Any]]:
 
 
 def add_to_history(history: list[dict[str, Any]], record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The session's plot points with ``record`` (needs A and C), replacing a same encoder and protocol."""
+    """The session's plot points with ``record`` (needs A and C), replacing a same encoder and protocol.
+    A calibrated record is placed on the paper's scale (its mapped A and C), beside the paper's points."""
     if "A" not in record:
         return history
-    point = {"name": record["encoder"], "A": record["A"]["A"], "C": record["C"]["C"], "source": SESSION_SOURCE,
+    mapped = paper_scale(record)
+    a, c = mapped if mapped else (record["A"]["A"], record["C"]["C"])
+    point = {"name": record["encoder"], "A": a, "C": c, "source": MAPPED_SOURCE if mapped else SESSION_SOURCE,
              "protocol": record["protocol_hash"][:12]}
-    return [p for p in history if (p["name"], p["protocol"]) != (point["name"], point["protocol"])] + [point]
+    same = (point["name"], point["protocol"], point["source"])
+    return [p for p in history if (p["name"], p["protocol"], p["source"]) != same] + [point]
 
 
-def placement(history: list[dict[str, Any]]) -> pd.DataFrame:
-    """The plot's points: the paper's, the session's, and a point without coordinates that puts the
-    session's colour in the legend from the start (gradio fixes a plot's colours at its first value)."""
-    legend = {"name": "", "A": None, "C": None, "source": SESSION_SOURCE, "protocol": ""}
-    return pd.DataFrame([*paper_points(), legend, *history])
+def placement(history: list[dict[str, Any]], calibrated: bool = False) -> pd.DataFrame:
+    """The plot's points: the paper's, the session's, and points without coordinates that put the
+    session's colours in the legend from the start (gradio fixes a plot's colours at its first value)."""
+    sources = [SESSION_SOURCE, MAPPED_SOURCE] if calibrated else [SESSION_SOURCE]
+    legend = [{"name": "", "A": None, "C": None, "source": source, "protocol": ""} for source in sources]
+    return pd.DataFrame([*paper_points(), *legend, *history])
 
 
 def leaderboard_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -187,9 +207,9 @@ class Handlers:
             logger.exception("scoring %r failed", text)
             raise gr.Error(f"scoring failed: {one_line(exc)}", print_exception=False) from None
         history = add_to_history(history, record)
-        predicted = pd.DataFrame(prediction_rows(record), columns=["benchmark", "AC", "predicted score"])
+        predicted = pd.DataFrame(prediction_rows(record), columns=PREDICTION_COLUMNS)
         return (summary(record, self.settings), pd.DataFrame(category_rows(record)), predicted,
-                placement(history), record, record, history)
+                placement(history, calibrated=bool(self.settings.calibration)), record, record, history)
 
     def push(self, record: dict[str, Any] | None, oauth_token: gr.OAuthToken | None) -> str:
         """Open a pull request that adds the last result to the encoder's model card."""
@@ -225,14 +245,15 @@ INTRO = """\
 
 After *Law of Vision Representation in MLLMs* (arXiv 2408.16357): **A** is how well the encoder's
 tokens map onto CLIP's (ridge map onto CLIP@224 and CLIP@336, held-out images), **C** is keypoint
-correspondence (PCK at alpha 0.10, x 100), and **AC** is the benchmark score a fitted law predicts
-from them. Type a Hub model id (`org/name`, `org/name@revision`, or two joined by `+`), or pick one
+correspondence (PCK at alpha 0.10, x 100), and **AC** is what the paper's law predicts from them once a
+calibration maps them onto the paper's scale: predicted benchmark scores, with intervals. Type a Hub model id (`org/name`, `org/name@revision`, or two joined by `+`), or pick one
 of the paper's representations, and press **Score**. Public repos with safetensors weights only;
 remote code is never run.
 """
 
-PLOT_CAPTION = ("Paper points: the paper's A (projector mode, mean over 8 benchmarks) and C. Points scored "
-                "here use this Space's A mode, so compare their A with each other before comparing with the paper's.")
+PLOT_CAPTION = ("Paper points: the paper's A (projector mode, mean over 8 benchmarks) and C. With a calibration, "
+                "points scored here are mapped onto the paper's scale; without one they keep this Space's own A and C, "
+                "comparable with each other only.")
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
@@ -257,8 +278,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             with gr.Column(scale=3):
                 headline = gr.Markdown("Scores appear here.", elem_id="summary")
                 categories = gr.Dataframe(label="Correspondence per category (PCK, %)")
-                predicted = gr.Dataframe(label="Predicted MLLM benchmark scores (with a calibration)")
-        plot = gr.ScatterPlot(placement([]), x="C", y="A", color="source", color_map=PLOT_COLORS,
+                predicted = gr.Dataframe(label="Predicted MLLM benchmark scores, with intervals (with a calibration)")
+        plot = gr.ScatterPlot(placement([], calibrated=bool(settings.calibration)), x="C", y="A", color="source", color_map=PLOT_COLORS,
                               tooltip=["name", "A", "C", "protocol"], x_lim=[0, 100], y_lim=[0, 1.05],
                               title="Where it stands: A against C", caption=PLOT_CAPTION, elem_id="plot")
         with gr.Accordion("Full record (JSON)", open=False):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from low_metric.core.law import fit_law
-from low_metric.scoring.calibration import predict
+from low_metric.scoring.calibration import build_calibration, predict
 from low_metric.scoring.scorer import ScoreConfig, score_encoders
 from low_metric.sources.tables import paper_table
+
+TRANSFORMER_ANCHORS = ("CLIP336", "CLIP224", "OpenCLIP", "DINOv2", "SigLIP", "CLIP224+DINOv2", "CLIP336+DINOv2")
 
 OTHER_CARD = """---
 license: apache-2.0
@@ -45,11 +45,17 @@ def score(names: list[str], reference: str, cache: Path, **options: Any) -> list
     return score_encoders(names, ScoreConfig(references=(reference,), cache_dir=str(cache), **options))
 
 
-def with_ac(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with AC and predicted scores, from laws fitted on the paper's table under its protocol."""
+def calibration_for(protocol: dict[str, Any]) -> dict[str, Any]:
+    """A transfer calibration under ``protocol`` whose anchors are the paper's 7 transformer representations
+    with their own values (mean A, C) taken as measured (plumbing, not science)."""
     table = paper_table()
-    laws = {b: asdict(fit_law(*table.benchmark(b), benchmark=b, protocol_hash=record["protocol_hash"]))
-            for b in table.benchmarks}
+    anchors = {n: {"A": float(table.mean_a[table.names.index(n)]), "C": float(table.c[table.names.index(n)])}
+               for n in TRANSFORMER_ANCHORS}
+    return build_calibration(anchors, protocol=protocol)
+
+
+def with_ac(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with AC and predicted scores, from a calibration made under its protocol."""
     out = copy.deepcopy(record)
-    out["AC"] = predict(out, {"protocol_hash": record["protocol_hash"], "laws": laws})
+    out["AC"] = predict(out, calibration_for(record["protocol"]))
     return out

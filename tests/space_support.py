@@ -7,17 +7,14 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from low_metric.core.law import fit_law
 from low_metric.hub.leaderboard import result_file, result_path
-from low_metric.scoring.results import CALIBRATION_FORMAT
-from low_metric.sources.tables import paper_table
 from tests.conftest import WRITER_TOKEN
 from tests.hub_double import HubDouble
+from tests.scored import calibration_for  # noqa: F401  (the Space tests' calibrations)
 
 APP_FILE = Path(__file__).resolve().parents[1] / "space" / "app.py"
 REMOTE_CODE_CONFIG = '{"model_type": "custom-vit", "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}'
@@ -52,13 +49,6 @@ def add_results_dataset(hub: HubDouble, dataset_id: str, records: list[dict[str,
     hub.add_repo(dataset_id, {result_path(r): result_file(r) for r in records}, repo_type="dataset",
                  write_tokens=[WRITER_TOKEN])
     return dataset_id
-
-
-def calibration_for(protocol_hash: str) -> dict[str, Any]:
-    """A calibration under ``protocol_hash``: laws fitted on the paper's table (plumbing, not science)."""
-    table = paper_table()
-    laws = {b: asdict(fit_law(*table.benchmark(b), benchmark=b, protocol_hash=protocol_hash)) for b in table.benchmarks}
-    return {"format": CALIBRATION_FORMAT, "protocol_hash": protocol_hash, "laws": laws}
 
 
 def free_port() -> int:

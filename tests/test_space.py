@@ -182,7 +182,7 @@ def test_push_opens_a_pull_request_on_the_card(space, hub, caplog, capsys):
 
 def test_calibration_adds_ac_and_predicted_scores_as_the_cli_does(space, model_repos, tmp_path):
     plain = app.Handlers(space.settings).score(model_repos.dinov2, -2, 16, 5, True, 1, [])[5]
-    calibration = calibration_for(plain["protocol_hash"])
+    calibration = calibration_for(plain["protocol"])
     settings = app.Settings(cache_dir=space.settings.cache_dir, calibration=calibration)
     headline, _, predicted, _, _, record, _ = app.Handlers(settings).score(model_repos.dinov2, -2, 16, 5, True, 1, [])
     write_json_atomic(tmp_path / "calibration.json", calibration)
@@ -274,7 +274,8 @@ def test_zero_gpu_runs_the_scoring_with_the_time_limit_as_duration(monkeypatch):
 
 
 def test_settings_come_from_the_environment(monkeypatch, tmp_path):
-    write_json_atomic(tmp_path / "cal.json", calibration_for("0" * 64))
+    calibration = calibration_for({"data": "elsewhere"})
+    write_json_atomic(tmp_path / "cal.json", calibration)
     monkeypatch.setenv("LOW_METRIC_CALIBRATION", str(tmp_path / "cal.json"))
     monkeypatch.setenv("LOW_METRIC_RESULTS_DATASET", "org/results")
     monkeypatch.setenv("LOW_METRIC_MAX_MODEL_GB", "1.5")
@@ -283,7 +284,7 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("SPACE_ID", raising=False)
     settings = app.Settings.from_env()
     assert (settings.max_model_gb, settings.max_images, settings.max_seconds) == (1.5, 80, 60.0)
-    assert settings.dataset_id == "org/results" and settings.calibration["protocol_hash"] == "0" * 64
+    assert settings.dataset_id == "org/results" and settings.calibration == calibration
     assert not settings.show_login
     monkeypatch.setenv("SPACE_ID", "org/space")
     assert app.Settings.from_env().show_login

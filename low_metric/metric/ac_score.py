@@ -87,22 +87,31 @@ Configuration "correspondence" (the C score):
     per_category, pairs, keypoints, protocol, protocol_hash.
 
 Configuration "ac" (also "default"):
-    predictions (list of {"A": float, "C": float} dicts, or of [A, C] pairs): the representations.
-    law: "paper" (the paper's degree-2 laws for its 8 benchmarks, fitted on its 13 representations),
-        a low_metric.Law, a saved law (JSON text or file), a folder of saved laws, or a dict
-        {benchmark: law}. Without a law only A and C come back: AC needs a fitted law.
+    predictions (list of {"A": float, "C": float} dicts, or of [A, C] pairs): the representations;
+        "A" may be {benchmark: float} for the paper's 8 benchmarks (one A per benchmark, as the paper).
+    law: "paper" (the paper's degree-2 laws for its 8 benchmarks, fitted on its 13 representations:
+        the inputs are on the paper's scale, its protocol), a low_metric.Law, a saved law (JSON text or
+        file), a folder of saved laws, or a dict {benchmark: law}. Without a law or a calibration
+        only A and C come back: AC needs a fitted law.
+    calibration (optional, instead of law): a `low-metric calibrate` file, "hub:ORG/NAME" (a published
+        one) or a loaded calibration dict: own (A, C) are mapped onto the paper's scale first, as
+        `low-metric predict` does (same numbers).
     benchmarks (list of str, optional): keep only these benchmarks of the law(s).
     names (list of str, optional): names of the representations, echoed in the result.
     mode (str, default "projector"): the A mode of the inputs; the paper's laws need "projector".
   Returns: A, C, names, AC (per representation: mean over benchmarks of ac_score), ac_score and
-    predicted ({benchmark: per representation}), laws (kind, r2, n per benchmark), protocol,
-    protocol_hash.
+    predicted ({benchmark: per representation}), with law="paper" or a calibration also interval
+    ({benchmark: [low, high] per representation}) and extrapolation ({benchmark: per representation}),
+    laws (kind, r2, n per benchmark), protocol, protocol_hash.
 
 Configuration "encoder" (loads and runs the encoders, as bertscore loads its model):
     predictions (list of str): encoder ids to score (Hub ids, timm:/open_clip: names, folders, X+Y).
     references (list of lists of str): per prediction, the reference encoder ids (the same for all;
         the paper: ["openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336"]).
-    calibration (str, optional): a `low-metric calibrate` file: adds AC and predicted scores.
+    calibration (str, optional): a `low-metric calibrate` file, "hub:ORG/NAME" or "paper": adds AC and
+        predicted scores with intervals (as `low-metric score --calibration`).
+    protocol (str, optional): "paper", the paper's protocol (as `low-metric score --protocol paper`;
+        give spair=, and allow_pickle=True for its stage-1 checkpoints): AC comes with it.
     any option of low_metric.scoring.scorer.ScoreConfig: spair, images, dataset, count, mode ("ridge"),
         projectors, patch, window, alphas, layer, resolution, dtype, batch_size, cache_dir, ...
         (data default: the built-in mini benchmark).
@@ -388,23 +397,33 @@ def correspondence(
 # --- ac ----------------------------------------------------------------------------------------
 
 
-def _ac_features() -> datasets.Features:
+def _ac_features() -> list[datasets.Features]:
     number = datasets.Value("float64")
-    return datasets.Features({"predictions": {"A": number, "C": number}})
+    per_benchmark = {b: number for b in low_metric.paper_table().benchmarks}
+    return [datasets.Features({"predictions": {"A": number, "C": number}}),
+            datasets.Features({"predictions": {"A": per_benchmark, "C": number}})]
 
 
 def _prepare_ac(batch: dict[str, Any]) -> dict[str, Any]:
-    """Check the representations and write each as {"A": a, "C": c} (dicts and [A, C] pairs may mix)."""
+    """Check the representations and write each as {"A": a, "C": c} (dicts and [A, C] pairs may mix);
+    "A" may be {benchmark: a} for every one of the paper's benchmarks, in every row of the batch."""
     if batch.get("predictions") is None:
         return batch
     rows = []
+    benchmarks = set(low_metric.paper_table().benchmarks)
     for i, p in enumerate(_column(batch, "predictions")):
         if isinstance(p, Mapping) and {"A", "C"} <= set(p):
-            rows.append({"A": p["A"], "C": p["C"]})
+            a = p["A"]
+            if isinstance(a, Mapping) and set(a) != benchmarks:
+                raise LowMetricError(f"predictions[{i}]: a per-benchmark A needs exactly the paper's benchmarks "
+                                     f"({', '.join(sorted(benchmarks))}), got {', '.join(sorted(a))}")
+            rows.append({"A": dict(a) if isinstance(a, Mapping) else a, "C": p["C"]})
         elif not isinstance(p, (Mapping, str)) and _shape(p, f"predictions[{i}]") == (2,):
             rows.append({"A": p[0], "C": p[1]})
         else:
             raise LowMetricError(f"predictions[{i}]: expected {{'A': float, 'C': float}} or [A, C], got {p!r}")
+    if len({isinstance(r["A"], dict) for r in rows}) > 1:
+        raise LowMetricError("predictions: give every representation one A, or every one an A per benchmark")
     return {**batch, "predictions": rows}
 
 
@@ -450,26 +469,86 @@ def _laws(law: Any) -> dict[str, low_metric.Law]:
     return {one.benchmark or "benchmark": one}
 
 
+def _finite_numbers(values: list[Any], what: str) -> list[float]:
+    out = []
+    for v in values:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise LowMetricError(f"{what}: {v!r} is not a number") from None
+        if not math.isfinite(x):
+            raise LowMetricError(f"{what}: contains NaN or Inf")
+        out.append(x)
+    return out
+
+
+def _calibrated(a: list[Any], c: list[float], calibration: Any, benchmarks: list[str] | None) -> dict[str, Any]:
+    """Per representation, the calibration's placement (low-metric predict's numbers), per benchmark."""
+    from low_metric.scoring.calibration import (
+        check_calibration,
+        load_calibration,
+        place,
+    )
+
+    cal = check_calibration(calibration, "calibration") if isinstance(calibration, Mapping) else load_calibration(calibration)
+    placed = [place(cal, ai, ci) for ai, ci in zip(a, c)]
+    keep = list(cal["benchmarks"]) if benchmarks is None else list(benchmarks)
+    unknown = sorted(set(keep) - set(cal["benchmarks"]))
+    if unknown:
+        raise LowMetricError(f"benchmarks: the calibration has no {', '.join(unknown)}; it covers {', '.join(cal['benchmarks'])}")
+
+    def column(key: str) -> dict[str, list[Any]]:
+        return {b: [p[key][b] for p in placed] for b in keep}
+
+    ac_scores = column("AC")
+    result = {
+        "AC": np.mean(list(ac_scores.values()), axis=0).tolist(),
+        "ac_score": ac_scores,
+        "predicted": column("predicted"),
+        "interval": column("interval"),
+        "extrapolation": column("extrapolation"),
+        "mapped": [p["mapped"] for p in placed],
+        "laws": {b: {"kind": d["kind"], "r2": d["r2"], "n": d["n"], "protocol_hash": d["protocol_hash"]}
+                 for b, d in cal["laws"].items() if b in keep},
+    }
+    source = {"source": "calibration", "method": cal["method"], "calibration_hash": cal["calibration_hash"],
+              "calibration_protocol_hash": cal["protocol_hash"], "benchmarks": keep}
+    return {**result, "_source": source}
+
+
 @configuration("ac", features=_ac_features, prepare=_prepare_ac)
 def ac(
     predictions: Any,
     *,
     law: Any = None,
+    calibration: Any = None,
     benchmarks: list[str] | None = None,
     names: list[str] | None = None,
     mode: str = "projector",
 ) -> dict[str, Any]:
-    """AC score and predicted benchmark scores of representations from their (A, C) and fitted law(s)."""
+    """AC score and predicted benchmark scores of representations from their (A, C) and fitted law(s),
+    or from a calibration that first maps them onto the paper's scale."""
     _check_mode(mode)
-    a = [float(p["A"]) for p in predictions]
-    c = [float(p["C"]) for p in predictions]
+    raw_a = [p["A"] for p in predictions]
+    per_benchmark = bool(raw_a) and isinstance(raw_a[0], Mapping)
+    a: list[Any] = ([dict(zip(x, _finite_numbers(list(x.values()), "A"))) for x in raw_a] if per_benchmark
+                    else _finite_numbers(raw_a, "A"))
+    c = _finite_numbers([p["C"] for p in predictions], "C")
     if names is not None and (isinstance(names, str) or len(names) != len(a)):
         raise LowMetricError(f"names: expected one name per representation ({len(a)})")
     result: dict[str, Any] = {"A": a, "C": c, "names": list(names) if names is not None else None}
+    if law is not None and calibration is not None:
+        raise LowMetricError("give a law or a calibration, not both")
+    if calibration is not None:
+        placed = _calibrated(a, c, calibration, benchmarks)
+        source = placed.pop("_source")
+        return _stamp({**result, **placed}, _protocol("ac", mode=mode, law=source))
     if law is None:
-        note = "AC needs a fitted law: pass law='paper' (the paper's protocol) or a law fitted on results of your protocol"
+        note = ("AC needs a fitted law: pass law='paper' (values under the paper's protocol), a calibration, or a law "
+                "fitted on results of your protocol")
         return _stamp({**result, "AC": None, "note": note}, _protocol("ac", mode=mode, law=None))
-    if isinstance(law, str) and law == "paper" and mode != "projector":
+    paper = isinstance(law, str) and law == "paper"
+    if paper and mode != "projector":
         raise LowMetricError(f"the paper's laws were fitted on projector-mode A; a law is never applied across modes (mode={mode!r})")
     laws = _laws(law)
     if benchmarks is not None:
@@ -477,18 +556,36 @@ def ac(
         if unknown:
             raise LowMetricError(f"benchmarks: no law for {', '.join(unknown)}; the laws cover {', '.join(laws)}")
         laws = {b: laws[b] for b in benchmarks}
-    ac_scores = {b: L.ac_score(a, c).tolist() for b, L in laws.items()}
+    if per_benchmark:
+        missing = sorted(set(laws) - set(a[0]))
+        if missing:
+            raise LowMetricError(f"A: no value for {', '.join(missing)}")
+    a_of = {b: [x[b] for x in a] if per_benchmark else a for b in laws}
+    ac_scores = {b: L.ac_score(a_of[b], c).tolist() for b, L in laws.items()}
     result.update(
         AC=np.mean(list(ac_scores.values()), axis=0).tolist(),
         ac_score=ac_scores,
-        predicted={b: L.predict(a, c).tolist() for b, L in laws.items()},
+        predicted={b: L.predict(a_of[b], c).tolist() for b, L in laws.items()},
         laws={b: {"kind": L.kind, "r2": L.r2, "n": L.n, "protocol_hash": L.protocol_hash} for b, L in laws.items()},
     )
-    if isinstance(law, str) and law == "paper":
+    if paper:  # the paper's protocol: the identity calibration's interval and extrapolation flags
+        cal = _paper_identity()
+        result["interval"] = {b: [[y - cal.half_width(b), y + cal.half_width(b)] for y in ys]
+                              for b, ys in result["predicted"].items()}
+        result["extrapolation"] = {b: [cal.place(a[i], c[i]).extrapolation[b] for i in range(len(c))]
+                                   for b in result["predicted"]}
         source: dict[str, Any] = {"source": "paper", "kind": "ac2", "table_sha256": _paper_table_hash(), "benchmarks": list(laws)}
     else:
         source = {"source": "given", "laws": {b: hashlib.sha256(L.to_json().encode()).hexdigest() for b, L in laws.items()}}
     return _stamp(result, _protocol("ac", mode=mode, law=source))
+
+
+@lru_cache(maxsize=1)
+def _paper_identity():
+    from low_metric.core.transfer import Calibration
+    from low_metric.scoring.calibration import paper_calibration
+
+    return Calibration.from_dict(paper_calibration())
 
 
 # --- encoder (the whole measurement, through low_metric's scorer, as bertscore loads a model) ---
@@ -509,24 +606,35 @@ def _prepare_encoder(batch: dict[str, Any]) -> dict[str, Any]:
 
 
 @configuration("encoder", features=_encoder_features, prepare=_prepare_encoder)
-def encoder(predictions: Any, references: Any, *, calibration: str | None = None, **options: Any) -> dict[str, Any]:
+def encoder(predictions: Any, references: Any, *, calibration: str | None = None, protocol: str | None = None,
+            **options: Any) -> dict[str, Any]:
     """Score encoder ids (predictions) against reference encoders (references, the same for every
     prediction) on the built-in mini benchmark, or the data that ``options`` name: any field of
     ``low_metric.scoring.scorer.ScoreConfig`` (``spair``, ``images``, ``count``, ``mode``, ``cache_dir``, ...)."""
-    from low_metric.scoring.calibration import predict
-    from low_metric.scoring.results import CALIBRATION_FORMAT, read_json
+    from low_metric.scoring.calibration import (
+        load_calibration,
+        paper_calibration,
+        predict,
+    )
+    from low_metric.scoring.paper_protocol import paper_config
     from low_metric.scoring.scorer import ScoreConfig, score_encoders
 
     refs = {tuple(r) for r in references}
     if len(refs) != 1:
         raise LowMetricError("references: every prediction must name the same reference encoders")
-    fields = set(ScoreConfig.__dataclass_fields__) - {"references"}
+    fields = set(ScoreConfig.__dataclass_fields__) - {"references", "benchmark_images", "preset"}
     unknown = sorted(set(options) - fields)
     if unknown:
-        raise LowMetricError(f"ac_score (encoder): unknown option(s) {', '.join(unknown)}; accepted: calibration, {', '.join(sorted(fields))}")
+        raise LowMetricError(f"ac_score (encoder): unknown option(s) {', '.join(unknown)}; accepted: calibration, "
+                             f"protocol, {', '.join(sorted(fields))}")
+    if protocol not in (None, "paper"):
+        raise LowMetricError(f"protocol: only 'paper' is a preset, got {protocol!r}")
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    records = score_encoders(list(predictions), ScoreConfig(references=refs.pop(), **options))
-    cal = read_json(calibration, CALIBRATION_FORMAT) if calibration else None
+    config = ScoreConfig(references=refs.pop(), **options)
+    if protocol == "paper":
+        config = paper_config(config, dtype=options.get("dtype", "bfloat16"))
+    cal = load_calibration(calibration) if calibration else (paper_calibration() if protocol == "paper" else None)
+    records = score_encoders(list(predictions), config)
     for r in records:
         if cal is not None:
             r["AC"] = predict(r, cal)

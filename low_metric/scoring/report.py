@@ -20,20 +20,36 @@ def category_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def prediction_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """AC and the predicted score per benchmark (none without a calibration)."""
+    """Per benchmark: AC, the predicted score, its interval and whether it extrapolates (none without a calibration)."""
     ac = record.get("AC")
     if not ac:
         return []
-    return [{"benchmark": b, "AC": round(ac["AC"][b], 3), "predicted score": round(y, 2)}
+    return [{"benchmark": b, "AC": round(ac["AC"][b], 3), "predicted score": round(y, 2),
+             "interval": f"{ac['interval'][b][0]:.2f} to {ac['interval'][b][1]:.2f}",
+             "extrapolation": "yes" if ac["extrapolation"][b] else "no"}
             for b, y in ac["predicted"].items()]
+
+
+def paper_scale(record: dict[str, Any]) -> tuple[float, float] | None:
+    """The record's (A, C) on the paper's scale: mapped A averaged over benchmarks (as the paper's
+    points are), mapped C; None without a calibration."""
+    ac = record.get("AC")
+    if not ac:
+        return None
+    mapped = ac["mapped"]["A"]
+    return sum(mapped.values()) / len(mapped), ac["mapped"]["C"]
 
 
 def ac_note(record: dict[str, Any], calibration: dict[str, Any] | None) -> str:
     """Why a record has, or lacks, an AC score."""
     if "AC" in record:
-        return "AC: the law's prediction, relative to the calibration's representations (about 0..1)."
+        ac = record["AC"]
+        outside = [b for b, flag in ac["extrapolation"].items() if flag]
+        where = (f" Extrapolation (beyond the paper's 13 representations) on {', '.join(outside)}." if outside else "")
+        return (f"AC: the law of the paper's 13 representations at this encoder's (A, C) mapped onto the paper's "
+                f"scale ({ac['method']} calibration), about 0..1.{where}")
     if not calibration:
-        return "AC needs a law fitted under the same protocol: no calibration is configured."
+        return "AC needs a calibration onto the paper's scale: no calibration is configured."
     if "A" not in record or "C" not in record:
         return "AC needs both A and C: turn the A score on."
-    return "AC needs a law fitted under the same protocol: these options differ from the calibration's."
+    return "AC needs a calibration made under the same protocol: these options differ from the calibration's."

@@ -34,7 +34,7 @@ def environment() -> dict[str, Any]:
 
 
 RESULTS_FORMAT = "low_metric.results/1"
-CALIBRATION_FORMAT = "low_metric.calibration/1"
+CALIBRATION_FORMAT = "low_metric.calibration/2"  # /2: transfer calibrations (maps, laws, intervals, hashes)
 
 
 def protocol_hash(protocol: Any) -> str:
@@ -92,7 +92,7 @@ def _no_constants(name: str) -> Any:
 
 
 def read_json(path: str | Path, expected_format: str) -> dict[str, Any]:
-    """A results or calibration file, checked for its format tag."""
+    """A results or calibration file, checked for its format tag (NaN and Infinity refused)."""
     path = Path(path)
     text = read_text(path, f"{expected_format} file")
     try:

@@ -32,6 +32,7 @@ from low_metric.scoring.results import VERSION, environment, protocol_hash
 from low_metric.sources.encoders import load_encoder
 from low_metric.sources.images import ImageSet, load_image, pad_to_frame
 from low_metric.sources.mini import load_mini
+from low_metric.sources.paper import BenchmarkImages
 from low_metric.sources.projector import load_projector
 from low_metric.sources.spair import SpairSet, load_spair
 
@@ -58,6 +59,8 @@ class ScoreConfig:
     image_column: str = "image"
     count: int | None = None
     image_seed: int = 0
+    benchmark_images: tuple[BenchmarkImages, ...] = ()  # one A image set per benchmark (the paper's protocol)
+    preset: str | None = None  # "paper": the paper's protocol (set by ``paper_protocol``), recorded
     references: tuple[str, ...] = DEFAULT_REFERENCES
     mode: str = "ridge"  # or "projector"
     projectors: dict[str, str] = field(default_factory=dict)  # encoder id -> projector repo or file
@@ -117,16 +120,22 @@ class ScoreConfig:
 
 @dataclass
 class Data:
-    """The loaded data of a run: the SPair-format pairs (for C) and the image set (for A)."""
+    """The loaded data of a run: the SPair-format pairs (for C) and the A image sets: one (key "")
+    or one per benchmark."""
 
     spair: SpairSet | None
-    image_set: ImageSet | None
+    image_sets: dict[str, ImageSet]
     protocol: dict[str, Any]
+
+
+def _set_protocol(image_set: ImageSet) -> dict[str, Any]:
+    return {"loaded": image_set.loaded, "skipped": len(image_set.skipped), "hash": image_set.set_hash}
 
 
 def load_data(config: ScoreConfig) -> Data:
     """Load and hash the data once; the protocol records where it came from and its hashes."""
-    needs_spair = config.correspondence or (config.alignment and not (config.images or config.dataset))
+    per_benchmark = bool(config.benchmark_images)
+    needs_spair = config.correspondence or (config.alignment and not (config.images or config.dataset or per_benchmark))
     spair = None
     protocol: dict[str, Any] = {}
     if needs_spair:
@@ -143,23 +152,28 @@ def load_data(config: ScoreConfig) -> Data:
             "images": len(spair.images),
             "hash": spair.hash,
         }
-    image_set = None
-    if config.alignment:
+    image_sets: dict[str, ImageSet] = {}
+    if config.alignment and per_benchmark:
+        for b in config.benchmark_images:
+            image_sets[b.benchmark] = ImageSet.from_dataset(b.dataset, split=b.split, image_column=b.column,
+                                                            config=b.config, first=b.count)
+        protocol["benchmark_images"] = {b.benchmark: {**b.protocol(), **_set_protocol(image_sets[b.benchmark])}
+                                        for b in config.benchmark_images}
+    elif config.alignment:
         if config.dataset:
             image_set = ImageSet.from_dataset(config.dataset, split=config.dataset_split, image_column=config.image_column, count=config.count, seed=config.image_seed)
         elif config.images:
             image_set = ImageSet.from_folder(config.images, count=config.count, seed=config.image_seed)
         else:
             image_set = ImageSet.from_files(spair.images, count=config.count, seed=config.image_seed)
+        image_sets[""] = image_set
         protocol["images"] = {
             "source": config.dataset or ("folder" if config.images else "the pairs' images"),
             "count": config.count,
             "seed": config.image_seed,
-            "loaded": image_set.loaded,
-            "skipped": len(image_set.skipped),
-            "hash": image_set.set_hash,
+            **_set_protocol(image_set),
         }
-    return Data(spair, image_set, protocol)
+    return Data(spair, image_sets, protocol)
 
 
 def _alignment_jobs(image_set: ImageSet) -> list[ImageJob]:
@@ -179,7 +193,9 @@ class Scorer:
         self.token = token
         self.cache = FeatureCache(config.cache_dir or default_cache_dir())
         self.data = load_data(config)
-        self._references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]] | None = None
+        self._references: dict[str, tuple[tuple[int, int], dict]] | None = None
+        self._reference_tokens: dict[str, dict[str, tuple[torch.Tensor, tuple[int, int]]]] = {}
+        self._projectors: dict[tuple[str, int], torch.nn.Module] = {}
 
     def _load(self, name: str, *, scored: bool) -> Any:
         """A scored encoder gets the run's layer, resolution, revision and diffusion options; a reference its defaults."""
@@ -202,34 +218,58 @@ class Scorer:
         source = self.config.projectors.get(name) or self.config.projectors.get(encoder_id or name)
         if source is None:
             raise LowMetricError(f"projector mode: no projector given for {name} (--projector {name}=REPO)")
-        projector = load_projector(source, dim=tokens.shape[-1], token=self.token, allow_pickle=self.config.allow_pickle)
+        if (source, tokens.shape[-1]) not in self._projectors:  # one load per projector, whatever the image sets
+            self._projectors[source, tokens.shape[-1]] = load_projector(
+                source, dim=tokens.shape[-1], token=self.token, allow_pickle=self.config.allow_pickle)
+        projector = self._projectors[source, tokens.shape[-1]]
         with torch.inference_mode():
             return projector(tokens.float()), source
 
-    def references(self) -> dict[str, tuple[torch.Tensor, tuple[int, int], dict]]:
-        """Reference tokens on the A images (projected in projector mode): id -> (tokens, grid, protocol)."""
+    def _alignment_jobs(self) -> dict[str, list[ImageJob]]:
+        return {key: _alignment_jobs(image_set) for key, image_set in self.data.image_sets.items()}
+
+    def references(self) -> dict[str, tuple[tuple[int, int], dict]]:
+        """The reference encoders, run once over every A image set into the cache: id -> (grid, protocol)."""
         if self._references is None:
-            jobs = _alignment_jobs(self.data.image_set)
+            every = [job for jobs in self._alignment_jobs().values() for job in jobs]
             refs = {}
             for ref_id in self.config.references:
                 encoder = self._load(ref_id, scored=False)
-                encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=self.config.batch_size)
-                tokens = cached_tokens(encoder.protocol, jobs, self.cache)
-                if self.config.mode == "projector":  # into the LLM's token space, once for every scored encoder
-                    tokens = self._projected(ref_id, tokens)[0]
-                refs[ref_id] = (tokens, encoder.grid, encoder.protocol)
+                encode_into_cache(encoder, every, self.cache, self.accelerator, batch_size=self.config.batch_size)
+                refs[ref_id] = (encoder.grid, encoder.protocol)
                 del encoder
             self._references = refs
         return self._references
+
+    def reference_tokens(self, key: str) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
+        """The references' tokens on one A image set (projected in projector mode): id -> (tokens, grid).
+
+        With one image set they are kept for every scored encoder; per benchmark they are read back
+        from the cache each time, so memory holds one set's (CLIP@336 projected: ~1 GB for 100
+        images) rather than eight."""
+        if key in self._reference_tokens:
+            return self._reference_tokens[key]
+        jobs = self._alignment_jobs()[key]
+        out = {}
+        for ref_id, (grid, protocol) in self.references().items():
+            tokens = cached_tokens(protocol, jobs, self.cache)
+            if self.config.mode == "projector":  # into the LLM's token space
+                tokens = self._projected(ref_id, tokens)[0]
+            out[ref_id] = (tokens, grid)
+        if len(self.data.image_sets) == 1:
+            self._reference_tokens[key] = out
+        return out
 
     def protocol(self) -> dict[str, Any]:
         """What every encoder scored by this run shares: data, references, settings, version."""
         c = self.config
         protocol: dict[str, Any] = {"low_metric": VERSION, "data": self.data.protocol}
+        if c.preset:
+            protocol["preset"] = c.preset
         if c.alignment:
             protocol["alignment"] = {
                 "mode": c.mode,
-                "references": [p for _, _, p in self.references().values()],
+                "references": [p for _, p in self.references().values()],
                 **({"calibration": c.calibration, "ridge": c.ridge, "seed": c.ridge_seed} if c.mode == "ridge" else {}),
                 **({"reference_projectors": {r: c.projectors.get(r) for r in c.references}} if c.mode == "projector" else {}),
             }
@@ -253,35 +293,48 @@ class Scorer:
         record: dict[str, Any] = {"encoder": name, "encoder_protocol": encoder.protocol}
         jobs: list[ImageJob] = []
         if c.alignment:
-            jobs += _alignment_jobs(self.data.image_set)
+            jobs += [job for set_jobs in self._alignment_jobs().values() for job in set_jobs]
         pair_jobs = _pair_jobs(self.data) if c.correspondence else {}
         jobs += list(pair_jobs.values())
         stats = encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=c.batch_size)
         counts = {"encoded": stats.encoded, "encoded_per_process": stats.encoded_per_process, "from_cache": stats.from_cache}
-        references = self.references() if c.alignment else {}
+        if c.alignment:
+            self.references()
         protocol = self.protocol()
         if not self.accelerator.is_main_process:
             return None
         if c.alignment:
-            record["A"] = self._alignment(name, encoder, references)
+            record["A"] = self._alignment(name, encoder)
         if c.correspondence:
             record["C"] = self._correspondence(encoder, pair_jobs)
         record.update(protocol=protocol, protocol_hash=protocol_hash(protocol), counts=counts, **environment())
         record["result_hash"] = protocol_hash({"protocol": protocol, "encoder": encoder.protocol})
         return record
 
-    def _alignment(self, name: str, encoder, references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]]) -> dict[str, Any]:
+    def _alignment(self, name: str, encoder) -> dict[str, Any]:
+        """A on the one image set, or per benchmark (then ``A`` is their mean and ``per_benchmark`` each)."""
+        scores = {key: self._alignment_on(name, encoder, jobs, self.reference_tokens(key))
+                  for key, jobs in self._alignment_jobs().items()}
+        if "" in scores:
+            return scores[""]
+        per_benchmark = {b: {k: v for k, v in r.items() if k in ("A", "per_reference", "images", "calibration_images")}
+                         for b, r in scores.items()}
+        first = next(iter(scores.values()))
+        return {"A": sum(r["A"] for r in per_benchmark.values()) / len(per_benchmark), "per_benchmark": per_benchmark,
+                **{k: v for k, v in first.items() if k in ("mode", "projector")}}
+
+    def _alignment_on(self, name: str, encoder, jobs: list[ImageJob],
+                      references: dict[str, tuple[torch.Tensor, tuple[int, int]]]) -> dict[str, Any]:
         c = self.config
-        jobs = _alignment_jobs(self.data.image_set)
         target = cached_tokens(encoder.protocol, jobs, self.cache)
         if c.mode == "ridge":
             result = ridge_a_score(
-                target, encoder.grid, {r: (t, g) for r, (t, g, _) in references.items()},
+                target, encoder.grid, references,
                 calibration=c.calibration, strength=c.ridge, seed=c.ridge_seed,
             )
             return {"A": result.a, "per_reference": result.per_reference, "mode": "ridge", "images": len(result.held_out), "calibration_images": len(result.calibration)}
         projected, source = self._projected(name, target, encoder.id)
-        per_ref = {r: a_score(projected, t) for r, (t, _, _) in references.items()}
+        per_ref = {r: a_score(projected, t) for r, (t, _) in references.items()}
         return {"A": sum(per_ref.values()) / len(per_ref), "per_reference": per_ref, "mode": "projector", "projector": source, "images": len(jobs)}
 
     def _correspondence(self, encoder, pair_jobs: dict[Path, ImageJob]) -> dict[str, Any]:

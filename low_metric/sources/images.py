@@ -158,18 +158,28 @@ class ImageSet:
         count: int | None = None,
         seed: int = 0,
         revision: str | None = None,
+        config: str | None = None,
+        first: int | None = None,
     ) -> ImageSet:
         """Images of a `datasets` dataset: a Hub id, a local dataset dir, or a `save_to_disk` dir.
 
         ids are ``"<split>/<row>"``; the encoded bytes (or file) of each row are decoded by
-        :func:`load_image`, not by `datasets`, so a corrupt row is skipped, not fatal.
+        :func:`load_image`, not by `datasets`, so a corrupt row is skipped, not fatal. ``config`` is
+        the dataset's configuration name; ``first=N`` takes rows 0..N-1 in split order (streamed
+        from the Hub: only those rows are downloaded), ``count`` a seeded sample. A column holding a
+        list of images gives each row's first image.
         """
-        source = f"dataset {name_or_path} [{split}]"
-        table = _open_dataset(name_or_path, split, revision)
+        source = f"dataset {name_or_path}{f' ({config})' if config else ''} [{split}]"
+        if first is not None and count is not None:
+            raise LowMetricError(f"{source}: give either the first N rows or a sample count, not both")
+        if first is not None and not _saved_dataset(Path(name_or_path)):
+            cells = _first_rows(name_or_path, split, revision, config, image_column, first, source)
+            return _build(source, [f"{split}/{i}" for i in range(len(cells))], lambda i: _raw_cell(cells[i]), None, seed)
+        table = _open_dataset(name_or_path, split, revision, config)
         if image_column not in table.column_names:
             raise LowMetricError(f"{source} has no column {image_column!r} (columns: {table.column_names})")
         column = _raw_image_column(table, image_column, source)
-        return _build(source, [f"{split}/{i}" for i in range(len(table))], column, count, seed)
+        return _build(source, [f"{split}/{i}" for i in range(len(table))], column, count, seed, first)
 
 
 def _build(
@@ -178,11 +188,14 @@ def _build(
     fetch: Callable[[int], ImageSource],
     count: int | None,
     seed: int,
+    first: int | None = None,
 ) -> ImageSet:
     """Decode and hash the chosen items; warn about and record those that cannot be read."""
     if not ids:
         raise LowMetricError(f"no images in {source}")
-    chosen = subsample(len(ids), count, seed, source)
+    if first is not None and not 1 <= first <= len(ids):
+        raise LowMetricError(f"cannot take the first {first} images from {source}: it has {len(ids)}")
+    chosen = list(range(first)) if first is not None else subsample(len(ids), count, seed, source)
     kept: list[int] = []
     hashes: list[str] = []
     skipped: list[tuple[str, str]] = []
@@ -205,15 +218,18 @@ def _build(
     )
 
 
-def _open_dataset(name_or_path: str | Path, split: str, revision: str | None):
+def _saved_dataset(path: Path) -> bool:
+    return path.is_dir() and any((path / f).is_file() for f in ("state.json", "dataset_dict.json"))
+
+
+def _open_dataset(name_or_path: str | Path, split: str, revision: str | None, config: str | None = None):
     """One split of a dataset: `load_from_disk` for a saved dataset dir, `load_dataset` otherwise."""
     import datasets
 
     path = Path(name_or_path)
-    saved = path.is_dir() and any((path / f).is_file() for f in ("state.json", "dataset_dict.json"))
     try:
-        if not saved:
-            return datasets.load_dataset(str(name_or_path), split=split, revision=revision)
+        if not _saved_dataset(path):
+            return datasets.load_dataset(str(name_or_path), config, split=split, revision=revision)
         table = datasets.load_from_disk(str(path))
     except Exception as exc:  # datasets raises many types (not found, offline, bad format)
         raise LowMetricError(f"cannot load dataset {name_or_path} [{split}]: {_one_line(exc)}") from exc
@@ -224,21 +240,54 @@ def _open_dataset(name_or_path: str | Path, split: str, revision: str | None):
     return table
 
 
-def _raw_image_column(table, column: str, source: str) -> Callable[[int], ImageSource]:
-    """Row -> encoded bytes or file path of its image, without letting `datasets` decode it."""
+def _undecoded(feature, column: str, source: str):
+    """The feature of ``column`` with its images left encoded (an image, or a list of images)."""
     import datasets
 
-    feature = table.features[column]
     if isinstance(feature, datasets.Image):
-        raw = table.cast_column(column, datasets.Image(decode=False))
-
-        def fetch(i: int) -> ImageSource:
-            cell = raw[i][column]
-            if cell is None:
-                raise LowMetricError("the row has no image")
-            return cell["bytes"] if cell.get("bytes") is not None else cell["path"]
-
-        return fetch
+        return datasets.Image(decode=False)
+    inner = getattr(feature, "feature", None)
+    if isinstance(inner, datasets.Image):
+        return type(feature)(datasets.Image(decode=False))
     if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string", "binary", "large_binary"):
-        return lambda i: table[i][column]
+        return feature
     raise LowMetricError(f"column {column!r} of {source} holds {feature}, not images")
+
+
+def _raw_cell(cell) -> ImageSource:
+    """An undecoded image cell (or the first of a list of them) as bytes or a path."""
+    if isinstance(cell, list):
+        cell = cell[0] if cell else None
+    if cell is None:
+        raise LowMetricError("the row has no image")
+    if isinstance(cell, dict):
+        return cell["bytes"] if cell.get("bytes") is not None else cell["path"]
+    return cell
+
+
+def _first_rows(name: str | Path, split: str, revision: str | None, config: str | None, column: str, first: int,
+                source: str) -> list:
+    """The image cells of a Hub dataset's first ``first`` rows, streamed (nothing else is downloaded)."""
+    import datasets
+
+    if first < 1:
+        raise LowMetricError(f"cannot take the first {first} images from {source}")
+    try:
+        stream = datasets.load_dataset(str(name), config, split=split, revision=revision, streaming=True)
+        if stream.features is None or column not in stream.features:
+            raise LowMetricError(f"{source} has no column {column!r} (columns: {list(stream.features or {})})")
+        stream = stream.cast_column(column, _undecoded(stream.features[column], column, source))
+        cells = [row[column] for row in stream.take(first)]
+    except LowMetricError:
+        raise
+    except Exception as exc:  # datasets raises many types (not found, offline, bad format)
+        raise LowMetricError(f"cannot load dataset {name} [{split}]: {_one_line(exc)}") from exc
+    if len(cells) < first:
+        raise LowMetricError(f"cannot take the first {first} images from {source}: it has {len(cells)}")
+    return cells
+
+
+def _raw_image_column(table, column: str, source: str) -> Callable[[int], ImageSource]:
+    """Row -> encoded bytes or file path of its image, without letting `datasets` decode it."""
+    raw = table.cast_column(column, _undecoded(table.features[column], column, source))
+    return lambda i: _raw_cell(raw[i][column])
