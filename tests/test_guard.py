@@ -62,19 +62,20 @@ def cli_score(encoder: str, tmp_path, *args: str) -> int:
                  "--cache-dir", str(tmp_path / "cache"), *args])
 
 
-def weight_downloads(hub, repo: str) -> list[str]:
-    return [r.path for r in hub.request_log if r.path.startswith(f"/{repo}/resolve/") and ".safetensors" in r.path]
+def weight_downloads(hub, repo: str, since: int) -> list[str]:
+    return [r.path for r in hub.request_log[since:] if r.path.startswith(f"/{repo}/resolve/") and ".safetensors" in r.path]
 
 
 def test_max_model_gb_refuses_before_downloading_weights(hub, model_repos, tmp_path, capsys, fresh_hf_cache):
     repo = model_repos.effnet_real  # about 18 MB of safetensors
+    before = len(hub.request_log)
     assert cli_score(repo, tmp_path, "--max-model-gb", "0.001") == 2
     err = capsys.readouterr().err.strip()
     assert re.fullmatch(r"low-metric: error: the encoder's weights take 0\.0\d GB: above --max-model-gb 0\.001", err)
     assert "\n" not in err and not (tmp_path / "out.json").exists()
-    assert weight_downloads(hub, repo) == []
+    assert weight_downloads(hub, repo, before) == []
     assert cli_score(repo, tmp_path, "--max-model-gb", "1") == 0  # within the limit: scored
-    assert weight_downloads(hub, repo)
+    assert weight_downloads(hub, repo, before)
 
 
 def test_the_guard_counts_local_folders_and_every_part(model_repos, tmp_path):
