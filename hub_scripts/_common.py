@@ -45,7 +45,7 @@ def build_and_publish(args: argparse.Namespace, repo: str, build: Callable[[Path
             raise LowMetricError("--local-dir writes no Hub: it excludes --dry-run and --create-pr")
         folder = build(Path(args.local_dir))
         return PublishOutcome(repo_id or str(folder), repo_type, True, {p: "written" for p in folder_files(folder, required)},
-                              local_dir=folder)
+                              local_dir=str(folder))
     if not repo_id:
         raise LowMetricError(f"give --{repo}-id ID (or --local-dir DIR)")
     with tempfile.TemporaryDirectory(prefix="low_metric_build_") as tmp:

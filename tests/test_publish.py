@@ -385,7 +385,7 @@ def test_rows_are_checked_when_read_back(hub, records):
     record["protocol"]["correspondence"]["window"] = 9  # a protocol that no longer hashes to its hash
     row["record"] = json.dumps(record)
     hub.push(dataset, {path: json.dumps(row) + "\n"}, repo_type="dataset")
-    with pytest.warns(UserWarning, match="protocol hash does not match"):
+    with pytest.warns(UserWarning, match="protocol_hash does not match its protocol"):
         assert len(read_leaderboard(dataset)) == 1
 
 

@@ -1,7 +1,8 @@
 """What the Hub builds: both Spaces and the mini benchmark dataset, written with ``--local-dir`` by the hub
-scripts, then used from those files alone: each Space started in a fresh process (its folder the working
-directory, no PYTHONPATH: the library is imported from the Space's own copy) and asked to score through
-gradio_client, against the Hub double; the dataset read back with ``datasets`` and the SPair loader."""
+scripts, then used from those files alone: each Space started in a fresh process as a Space runs it
+(``python app.py`` in its folder, whose own copy of the library wins over any installed one: each Space
+reports the copy it imported) and asked to score through gradio_client, against the Hub double; the
+dataset read back with ``datasets`` and the SPair loader."""
 
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ def front_matter(readme: Path) -> dict:
 
 
 def space_env(root: Path, hub_url: str, port: int, **extra: str) -> dict[str, str]:
-    """A Space's environment: no PYTHON* variables (no PYTHONPATH: nothing but the Space's folder)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HF_", "GRADIO_", "LOW_METRIC_"))}
+    """A Space's environment: this one's libraries (PYTHONPATH kept: a floors overlay stays in force, and the
+    Space's folder comes first on sys.path anyway), none of its Hub, gradio or low_metric settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GRADIO_", "LOW_METRIC_"))}
     return env | {"HF_ENDPOINT": hub_url, "HF_HOME": str(root / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1",
                   "HF_HUB_DISABLE_XET": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_NAME": "127.0.0.1",
                   "GRADIO_SERVER_PORT": str(port), "GRADIO_TEMP_DIR": str(root / "gradio_tmp"),
@@ -57,7 +59,7 @@ def space_env(root: Path, hub_url: str, port: int, **extra: str) -> dict[str, st
 @contextmanager
 def serving(folder: Path, env: dict[str, str], port: int, ready: str) -> Iterator[list[str]]:
     """``python app.py`` in ``folder`` until its port answers and a line with ``ready`` was printed; yields its output."""
-    proc = subprocess.Popen([sys.executable, "-E", "app.py"], cwd=folder, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()

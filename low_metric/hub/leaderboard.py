@@ -14,15 +14,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import warnings
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from low_metric.core.errors import LowMetricError
-from low_metric.scoring.results import protocol_hash, write_text_atomic
+from low_metric.scoring.results import check_record, write_text_atomic
 
 RESULTS_DIR = "results"
 DATA_FILES = f"{RESULTS_DIR}/*/*.jsonl"
@@ -50,16 +50,23 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def record_row(record: dict[str, Any], timestamp: str) -> dict[str, Any]:
-    """The flat row of a record (``timestamp``: when it was first published, ISO 8601 UTC)."""
-    if not record.get("protocol_hash") or "protocol" not in record:
-        raise LowMetricError(f"{record.get('encoder')}: not a low_metric result (no protocol)")
-    if record["protocol_hash"] != protocol_hash(record["protocol"]):
-        raise LowMetricError(f"{record.get('encoder')}: its protocol hash does not match its protocol")
+def _utc(timestamp: str) -> str:
+    """An ISO 8601 time as ``YYYY-MM-DDTHH:MM:SSZ`` (what the ``timestamp`` column reads as UTC)."""
+    try:
+        when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        raise LowMetricError(f"{timestamp!r} is not an ISO 8601 time") from None
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_row(record: dict[str, Any], published: str) -> dict[str, Any]:
+    """The flat row of a checked record; ``timestamp`` is when it was scored (its ``environment``), or for
+    a record older than that, ``published`` (ISO 8601)."""
     kept = {k: v for k, v in record.items() if k not in _RUN_ONLY}
-    encoder = record.get("encoder_protocol") or {}
+    encoder = record["encoder_protocol"]
     data = record["protocol"].get("data") or {}
-    row = {
+    return {
         "encoder": encoder.get("id") or record["encoder"],
         "revision": encoder.get("revision"),
         "A": _number(record["A"]["A"]) if "A" in record else None,
@@ -70,12 +77,9 @@ def record_row(record: dict[str, Any], timestamp: str) -> dict[str, Any]:
         "library": encoder.get("library"),
         "protocol_hash": record["protocol_hash"],
         "low_metric": record["protocol"].get("low_metric"),
-        "timestamp": timestamp,
+        "timestamp": _utc((record.get("environment") or {}).get("timestamp") or published),
         "record": json.dumps(kept, sort_keys=True, separators=(",", ":")),
     }
-    if any(isinstance(row[k], float) and not math.isfinite(row[k]) for k in ("A", "C", "AC")):
-        raise LowMetricError(f"{row['encoder']}: a score is not finite; not published")
-    return row
 
 
 def row_file(row: dict[str, Any]) -> str:
@@ -94,8 +98,9 @@ def same_result(old_text: str | None, row: dict[str, Any]) -> bool:
 
 
 def parse_row_file(path: str, text: str) -> dict[str, Any]:
-    """The row of a dataset file, checked: the fixed schema, a record whose recomputed protocol hash
-    and numbers match the row's; ``path`` added. Raises LowMetricError naming what is wrong."""
+    """The row of a dataset file, checked: the fixed schema, a record that checks (its protocol hash
+    recomputed, every number finite) and whose columns are the row's; ``path`` added. Raises
+    LowMetricError naming what is wrong."""
     try:
         (line,) = [line for line in text.splitlines() if line.strip()]
         row = json.loads(line)
@@ -104,11 +109,7 @@ def parse_row_file(path: str, text: str) -> dict[str, Any]:
         raise LowMetricError(f"{path}: not a low_metric results row (one JSON line with a record)") from None
     if not isinstance(row, dict) or set(row) != set(FEATURES):
         raise LowMetricError(f"{path}: its columns are not the results dataset's")
-    try:
-        expected = record_row(record, row["timestamp"])
-    except (LowMetricError, KeyError, TypeError, ValueError) as e:
-        raise LowMetricError(f"{path}: its record does not check ({e})") from None
-    if expected != row:
+    if record_row(check_record(record, path), row["timestamp"]) != row:
         raise LowMetricError(f"{path}: its columns disagree with its record")
     if path != result_path(record):
         raise LowMetricError(f"{path}: not where its record belongs ({result_path(record)})")

@@ -65,7 +65,7 @@ class PublishOutcome:
     pr_url: str | None = None  # the pull request opened (or the open one that already holds the change)
     create_pr: bool = False  # the change goes (went) through a pull request
     dry_run: bool = False
-    local_dir: Path | None = None  # where the files were written instead of the Hub
+    local_dir: str | None = None  # where the files were written instead of the Hub
 
     @property
     def card_text(self) -> str | None:
@@ -421,7 +421,7 @@ def _write_local(folder: Path, repo_id: str, repo_type: str, old: dict[str, str 
     for path, text in files.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / path, text)
-    return PublishOutcome(repo_id, repo_type, bool(files), dict(files), _diff(old, files), local_dir=folder)
+    return PublishOutcome(repo_id, repo_type, bool(files), dict(files), _diff(old, files), local_dir=str(folder))
 
 
 def _publish_local(records: Sequence[dict[str, Any]], targets: list[tuple[dict[str, Any], str]], dataset: str | None,
