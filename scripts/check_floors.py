@@ -12,10 +12,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -25,7 +25,7 @@ OVERLAY = Path(os.environ.get("LOW_METRIC_FLOORS", ROOT / ".venv-floors")).resol
 FLOORED = {"transformers": "transformers", "timm": "timm", "open_clip_torch": "open_clip", "huggingface_hub": "huggingface_hub",
            "evaluate": "evaluate", "datasets": "datasets", "gradio": "gradio", "accelerate": "accelerate"}
 COMPANIONS = {  # what the floors pin that the main environment (newest releases) does not meet
-    "tokenizers": "0.22.2",  # transformers 5.0: tokenizers<=0.23.0 (0.23.0 itself was never released)
+    "tokenizers": "0.22.2",  # transformers 5.6: tokenizers<=0.23.0 (0.23.0 itself was never released)
     "gradio_client": "2.4.0",  # gradio 6.11: gradio-client==2.4.0
     "fsspec": "2026.4.0",  # datasets 5.0: fsspec<=2026.4.0
     "aiofiles": "24.1.0",  # gradio 6.11: aiofiles<25.0 (newer gradio dropped it)

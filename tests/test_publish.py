@@ -188,7 +188,8 @@ def test_card_keeps_other_results_and_valid_yaml(hub, records, card_repo, tmp_pa
     (tmp_path / "README.md").write_text(text)
     meta = metadata_load(tmp_path / "README.md")
     assert meta["tags"] == ["vision"] and len(meta["model-index"]) == 1
-    card.validate()  # the double's validate-yaml
+    ok = httpx.post(f"{hub.url}/api/validate-yaml", json={"repoType": "model", "content": text})
+    assert ok.status_code == 200 and ok.json()["errors"] == []  # what publishing asked before writing
     bad = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": "---\nmodel-index:\n- name: x\n---\n"})
     assert bad.status_code == 400 and bad.json()["errors"]  # ... which does check
 

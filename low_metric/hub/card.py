@@ -236,18 +236,18 @@ def merge_card(card_text: str | None, results: list[EvalResult], model_name: str
     """The card with ``results`` merged into its model-index; returns ``card_text`` itself when nothing changes.
 
     Our entries (``source.name`` ``low_metric ...``) are rewritten; every other line of the card is
-    kept byte for byte. A card whose model-index covers several models is refused.
+    kept byte for byte. A card whose model-index covers several models is refused; the result is
+    checked to read back (:func:`check_card`).
     """
     if card_text is None:
-        return f"---\n{_splice('', model_name, results)}---\n# {model_name}\n"
-    match = REGEX_YAML_BLOCK.search(card_text)
-    if match is None:
-        return f"---\n{_splice('', model_name, results)}---\n{card_text}"
-    front = match.group(2) + "\n"
-    spliced = _splice(front, model_name, results)
-    if spliced is None:
-        return card_text
-    text = card_text[:match.start(2)] + spliced.removesuffix("\n") + card_text[match.end(2):]
+        text = f"---\n{_splice('', model_name, results)}---\n# {model_name}\n"
+    elif (match := REGEX_YAML_BLOCK.search(card_text)) is None:
+        text = f"---\n{_splice('', model_name, results)}---\n{card_text}"
+    else:
+        spliced = _splice(match.group(2) + "\n", model_name, results)
+        if spliced is None:
+            return card_text
+        text = card_text[:match.start(2)] + spliced.removesuffix("\n") + card_text[match.end(2):]
     check_card(text, model_name)
     return text
 

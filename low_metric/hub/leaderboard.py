@@ -116,42 +116,40 @@ def parse_row_file(path: str, text: str) -> dict[str, Any]:
     return row | {"path": path}
 
 
-def dataset_card(dataset_id: str, body: str | None = None) -> str:
-    """README of a results dataset (``huggingface_hub.DatasetCardData``): licence, name, the data files
-    and their schema, so the Viewer and ``datasets.load_dataset`` read it; ``body`` kept if given."""
+def dataset_card(dataset_id: str, existing: str | None = None) -> str:
+    """README of a results dataset (``huggingface_hub.DatasetCardData``): the data files and their schema
+    (``configs``, ``dataset_info``), so the Viewer and ``datasets.load_dataset`` read it, a licence and a
+    name. An ``existing`` card keeps everything else (its text, licence, name, other metadata), and is
+    returned as it is when it already declares this schema."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    data = DatasetCardData(
-        license=LICENSE, pretty_name=f"low_metric results: {dataset_id}", tags=["low_metric", "vision-encoders"],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILES}]}],
-        dataset_info={"config_name": "default",
-                      "features": [{"name": name, "dtype": dtype} for name, dtype in FEATURES.items()]},
+    configs = [{"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILES}]}]
+    info = {"config_name": "default", "features": [{"name": name, "dtype": dtype} for name, dtype in FEATURES.items()]}
+    if existing is not None:
+        try:
+            card = DatasetCard(existing)
+        except ValueError:
+            card = None
+        if card is not None:
+            data = card.data.to_dict()
+            if data.get("configs") == configs and data.get("dataset_info") == info:
+                return existing
+            card.data.configs, card.data.dataset_info = configs, info
+            card.data.license = card.data.license or LICENSE
+            card.data.pretty_name = card.data.pretty_name or f"low_metric results: {dataset_id}"
+            return str(card)
+    data = DatasetCardData(license=LICENSE, pretty_name=f"low_metric results: {dataset_id}",
+                           tags=["low_metric", "vision-encoders"], configs=configs, dataset_info=info)
+    body = (
+        f"# {dataset_id}\n\n"
+        "A and C scores of vision encoders (after \"Law of Vision Representation in MLLMs\", arXiv 2408.16357), "
+        "published by low_metric; AC where a calibration was applied.\n\n"
+        f"One file per encoder and protocol, `{RESULTS_DIR}/<org>--<name>/<protocol_hash>.jsonl`: one row with "
+        f"the columns {', '.join(f'`{c}`' for c in FEATURES)} (`record`: the full result and its protocol, as "
+        "JSON). Only rows with equal `protocol_hash` are comparable.\n\n"
+        f"```python\nfrom datasets import load_dataset\nrows = load_dataset(\"{dataset_id}\", split=\"train\")\n```\n"
     )
-    if body is None:
-        body = (
-            f"# {dataset_id}\n\n"
-            "A and C scores of vision encoders (after \"Law of Vision Representation in MLLMs\", arXiv 2408.16357), "
-            "published by low_metric; AC where a calibration was applied.\n\n"
-            f"One file per encoder and protocol, `{RESULTS_DIR}/<org>--<name>/<protocol_hash>.jsonl`: one row with "
-            f"the columns {', '.join(f'`{c}`' for c in FEATURES)} (`record`: the full result and its protocol, as "
-            "JSON). Only rows with equal `protocol_hash` are comparable.\n\n"
-            f"```python\nfrom datasets import load_dataset\nrows = load_dataset(\"{dataset_id}\", split=\"train\")\n```\n"
-        )
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}"))
-
-
-def card_needs_update(text: str | None) -> bool:
-    """Whether a dataset's README lacks the files and schema this version writes (missing, or older)."""
-    from huggingface_hub import DatasetCard
-
-    if text is None:
-        return True
-    try:
-        data = DatasetCard(text).data.to_dict()
-    except Exception:  # noqa: BLE001 - an unreadable card is rewritten
-        return True
-    expected = DatasetCard(dataset_card("x")).data.to_dict()
-    return any(data.get(k) != expected[k] for k in ("configs", "dataset_info", "license"))
 
 
 def merge_results(files: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -31,13 +31,11 @@ from low_metric.hub.card import (
     HubIds,
     card_repo_id,
     card_results,
-    check_card,
     merge_card,
 )
 from low_metric.hub.leaderboard import (
     DATA_FILES,
     RESULTS_DIR,
-    card_needs_update,
     dataset_card,
     merge_results,
     record_row,
@@ -230,7 +228,9 @@ def _creatable(repo_id: str, repo_type: str, token: str | None, namespaces: set[
 
 
 def _validate(api: Any, token: str | None, repo_id: str, repo_type: str, text: str) -> None:
-    """Ask the Hub's own validator (``/api/validate-yaml``) about the exact card text to be committed."""
+    """Ask the Hub's own validator (``/api/validate-yaml``) about the exact card text to be committed
+    (``RepoCard.validate`` sends a re-rendered card, and in huggingface_hub 1.5 always to huggingface.co,
+    whatever ``HF_ENDPOINT`` says)."""
     from huggingface_hub.utils import get_session, hf_raise_for_status
 
     with hub_errors(f"{repo_type} {repo_id}", token):
@@ -279,16 +279,13 @@ def _card_files(read: Reader, record: dict[str, Any], repo_id: str, source_url: 
                 ids: HubIds) -> tuple[dict[str, str | None], dict[str, str]]:
     old = {"README.md": read("README.md")}
     new = {"README.md": merge_card(old["README.md"], card_results(record, VERSION, source_url, ids), repo_id.split("/")[-1])}
-    check_card(new["README.md"], repo_id)
     return old, {p: t for p, t in new.items() if t != old[p]}
 
 
 def _dataset_files(read: Reader, records: Sequence[dict[str, Any]], dataset_id: str,
                    timestamp: str) -> tuple[dict[str, str | None], dict[str, str]]:
-    """The records' row files (an unchanged result keeps its file and first timestamp) and, when the
-    dataset's card lacks this version's files and schema, the card (its body kept)."""
-    from huggingface_hub import DatasetCard
-
+    """The records' row files (an unchanged result keeps its file) and, when the dataset's card lacks
+    this version's files and schema, the card (the rest of it kept)."""
     old: dict[str, str | None] = {}
     new: dict[str, str] = {}
     for record in records:
@@ -297,9 +294,9 @@ def _dataset_files(read: Reader, records: Sequence[dict[str, Any]], dataset_id: 
         if not same_result(old[path], row):
             new[path] = row_file(row)
     old["README.md"] = read("README.md")
-    if card_needs_update(old["README.md"]):
-        body = DatasetCard(old["README.md"]).text if old["README.md"] else None
-        new["README.md"] = dataset_card(dataset_id, body=body)
+    card = dataset_card(dataset_id, old["README.md"])
+    if card != old["README.md"]:
+        new["README.md"] = card
     return old, new
 
 

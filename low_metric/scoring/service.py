@@ -128,10 +128,14 @@ def prepare_request(refs: list[EncoderRef], config: ScoreConfig, *, weight_bytes
         if limit + MARGIN_SECONDS > max_gpu_seconds:
             raise Refused(f"this request needs about {limit + MARGIN_SECONDS:.0f} s of GPU time: the limit is "
                           f"{max_gpu_seconds:g} s (choose fewer pairs per category)")
-    pinned = []
-    for ref in map(on_hub, refs):
-        _, commit, _ = resolve(ref, token=False, allow_pickle=False, trust_remote_code=False)
-        pinned.append(replace(ref, revision=commit))
+    pinned: list[EncoderRef] = []
+    try:
+        for ref in map(on_hub, refs):
+            _, commit, _ = resolve(ref, token=False, allow_pickle=False, trust_remote_code=False)
+            pinned.append(replace(ref, revision=commit))
+    except BaseException:
+        evict([r.target for r in pinned], keep=config.references)  # a part that failed: the others go too
+        raise
     return Request("+".join(r.name for r in refs), "+".join(r.name for r in pinned),
                    tuple(r.target for r in pinned), tuple(config.references), limit, limit + MARGIN_SECONDS)
 
