@@ -157,6 +157,15 @@ def test_score_batch_scores_then_publishes(hub, model_repos, tmp_path):
     (record,) = json.loads(out.read_text())["results"]
     assert record["encoder"] == model_repos.timm_vit and "committed" in proc.stdout
     assert result_path(record) in hub.files("writer/batch", repo_type="dataset")
+    # --local-dir: what would be published, written into a folder; no token needed, no Hub written
+    n_commits = len(hub.commits("writer/batch", repo_type="dataset"))
+    local = run("score_batch.py", "--file", str(encoders), "--output", str(tmp_path / "local.json"), "--card",
+                "--dataset", "writer/batch", "--local-dir", str(tmp_path / "out"), "--", "--reference",
+                model_repos.clip224, "--cache-dir", cache)
+    assert local.returncode == 0 and local.stdout.count("wrote") == 2, local.stdout + local.stderr[-3000:]
+    assert (tmp_path / "out" / "models" / model_repos.timm_vit / "README.md").is_file()
+    assert (tmp_path / "out" / "datasets" / "writer" / "batch" / result_path(record)).is_file()
+    assert len(hub.commits("writer/batch", repo_type="dataset")) == n_commits
     refused = run("score_batch.py", model_repos.timm_vit, "--output", str(tmp_path / "never.json"), "--dataset",
                   "writer/batch", "--", "--reference", model_repos.clip224, token=READER_TOKEN)
     one_error_line(refused, "score_batch.py", "no write access to dataset writer/batch")

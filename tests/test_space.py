@@ -160,6 +160,18 @@ def test_leaderboard_reads_the_results_dataset(space, model_repos):
     assert row["protocol_hash"] == space.board["protocol_hash"][:12]
 
 
+def test_page_views_reuse_the_leaderboard_read(space, hub):
+    handlers = app.Handlers(space.settings)
+    handlers.refresh_leaderboard()  # one snapshot_download of the results dataset
+    n_requests = len(hub.request_log)
+    for _ in range(3):  # page views within a minute: no Hub request
+        table, note = handlers.leaderboard()
+        assert "1 results from the dataset" in note and len(table) == 1
+    assert len(hub.request_log) == n_requests
+    handlers.refresh_leaderboard()  # the button reads it again
+    assert any(space.repos.dataset in r.path for r in hub.request_log[n_requests:])
+
+
 # ------------------------------------------------------------------------------------- handlers, in process
 def test_push_opens_a_pull_request_on_the_card(space, hub, caplog, capsys):
     handlers = app.Handlers(space.settings)

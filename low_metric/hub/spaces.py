@@ -45,9 +45,9 @@ def library_requirements() -> list[str]:
     return [r for r in metadata.requires("low_metric") or [] if "extra ==" not in r]
 
 
-def requirements_text(extra: Sequence[str] = ()) -> str:
+def requirements_text() -> str:
     """``requirements.txt`` of a Space: the library's dependencies, whose torch floor must be a release ZeroGPU runs."""
-    requirements = [*library_requirements(), *extra]
+    requirements = library_requirements()
     torch = next((r for r in requirements if re.match(r"torch\s*[<>=!~]", r)), "")
     floor = re.search(r">=\s*([\d.]+)", torch)
     if floor is None or not any(f"{v}.".startswith(f"{floor[1]}.") for v in ZEROGPU_TORCH):
