@@ -1,33 +1,51 @@
-"""Deploy the Gradio Space (the space/ folder: app, card, requirements) to the Hub.
+"""Deploy the encoder-scoring Space (space/app.py) to the Hub, as a folder that builds on its own.
 
-  python hub_scripts/deploy_space.py --space-id org/low-metric
-  python hub_scripts/deploy_space.py --space-id org/low-metric --folder space --dry-run
+  python hub_scripts/deploy_space.py --space-id org/low-metric --results-dataset org/encoder-results
+  python hub_scripts/deploy_space.py --local-dir build/space          # inspect it (or run it: python app.py)
 
-The Space is created if missing (sdk gradio); unchanged files are not re-sent.
+The Space gets app.py, its card (python_version, models, datasets, preload_from_hub for the CLIP
+references), requirements.txt (the library's dependencies) and the library's source (low_metric/).
+It is created if missing (sdk gradio); unchanged files are not re-sent, files the library no longer
+has are deleted.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from _common import parser, print_outcomes, run
+from _common import (
+    REPO_ROOT,
+    add_folder_arguments,
+    build_and_publish,
+    parser,
+    print_outcomes,
+    run,
+)
 
-from low_metric.hub.publish import publish_folder
+from low_metric.hub.card import HubIds
+from low_metric.hub.spaces import build_app_space
+from low_metric.scoring.scorer import DEFAULT_REFERENCES
 
-REQUIRED = ("README.md", "app.py", "requirements.txt")
-DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "space"
+REQUIRED = ("README.md", "app.py", "requirements.txt", "low_metric/__init__.py")
 
 
 def main() -> int:
     p = parser(__doc__)
-    p.add_argument("--space-id", required=True, help="the Space, e.g. org/low-metric")
-    p.add_argument("--folder", default=str(DEFAULT_FOLDER), help="the Space folder (default: the repo's space/)")
-    p.add_argument("--create-pr", action="store_true", help="open a pull request on an existing Space instead of committing")
-    p.add_argument("--private", action="store_true", help="create the Space private")
-    p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded; touch nothing")
+    add_folder_arguments(p, "space", "org/low-metric")
+    p.add_argument("--folder", default=str(REPO_ROOT / "space"), help="the Space's page and card (default: the repo's space/)")
+    p.add_argument("--results-dataset", metavar="ID", help="the results dataset its leaderboard reads (listed in the card; "
+                   "set LOW_METRIC_RESULTS_DATASET in the Space's variables too)")
+    p.add_argument("--mini-dataset", metavar="ID", default=HubIds.mini, help=f"the mini benchmark's Hub id (default {HubIds.mini})")
+    p.add_argument("--spair-dataset", metavar="ID", help="the Hub copy of SPair-71k, if the Space scores on it")
     args = p.parse_args()
-    print_outcomes([publish_folder(args.folder, args.space_id, required=REQUIRED, create_pr=args.create_pr,
-                                   private=args.private, dry_run=args.dry_run, message="Deploy the low_metric Space")])
+    ids = HubIds(mini=args.mini_dataset, spair=args.spair_dataset)
+
+    def build(out: Path) -> Path:
+        return build_app_space(out, references=DEFAULT_REFERENCES, ids=ids, results_dataset=args.results_dataset,
+                               template=Path(args.folder))
+
+    print_outcomes([build_and_publish(args, "space", build, repo_type="space", required=REQUIRED,
+                                      message="Deploy the low_metric Space")])
     return 0
 
 

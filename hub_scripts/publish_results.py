@@ -1,10 +1,12 @@
 """Publish a results file of `low-metric score` to the encoders' model cards and/or a results dataset.
 
-  python hub_scripts/publish_results.py results.json --card                  # a pull request per card
+  python hub_scripts/publish_results.py results.json --card --dataset org/encoder-results   # a PR per card
   python hub_scripts/publish_results.py results.json --dataset org/encoder-results
   python hub_scripts/publish_results.py results.json --card --dataset org/encoder-results --dry-run
+  python hub_scripts/publish_results.py results.json --card --dataset org/encoder-results --local-dir out
 
-Everything is checked (token, repos, rights, merged cards) before the first write.
+Everything is checked (token, repos, rights, merged cards, the Hub's validate-yaml) before the first write;
+--local-dir writes the files into a folder instead and touches no Hub.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """Score a list of Hub encoders in one batch, then optionally publish the results.
 
   python hub_scripts/score_batch.py facebook/dinov2-small google/siglip-base-patch16-224 --dataset org/encoder-results
-  python hub_scripts/score_batch.py --file encoders.txt --num-processes 8 --card -- --spair SPair-71k --dtype bfloat16
+  python hub_scripts/score_batch.py --file encoders.txt --num-processes 8 --card --dataset org/encoder-results \
+      --spair-dataset org/spair-71k -- --spair SPair-71k --dtype bfloat16
+  python hub_scripts/score_batch.py facebook/dinov2-small --card --dataset org/encoder-results --local-dir out
 
 Runs `low-metric score` (plain Python for one process, `accelerate launch` for several; --cpu for
 gloo processes on the CPU); options after `--` go to `low-metric score` unchanged. Publishing
-rights are checked before scoring; nothing is published when scoring fails.
+rights are checked before scoring; nothing is published when scoring fails. --local-dir writes
+what would be published into a folder instead (no token, no Hub).
 """
 
 from __future__ import annotations
@@ -49,16 +52,17 @@ def main() -> int:
             print("then publish to: " + ", ".join((["the encoders' model cards"] if args.card else [])
                                                 + ([f"dataset {args.dataset}"] if args.dataset else [])))
         return 0
+    options = publish_options(args)
     check_writable(args.output)
-    if publishing:
+    if publishing and not args.local_dir:  # rights are checked before the long work
         resolve_token()
-    if args.dataset:
-        check_dataset_access(args.dataset)
+        if args.dataset:
+            check_dataset_access(args.dataset)
     code = subprocess.run(command, env=os.environ | env, check=False).returncode
     if code != 0:
         raise LowMetricError(f"scoring failed (exit {code}); nothing published")
     if publishing:
-        print_outcomes(publish_records(read_results(args.output), **publish_options(args)))
+        print_outcomes(publish_records(read_results(args.output), **options))
     return 0
 
 

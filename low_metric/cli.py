@@ -16,6 +16,7 @@ import numpy as np
 from low_metric.core.errors import LowMetricError, RuntimeFailure, one_line
 from low_metric.core.law import KINDS, fit_law, loo_errors
 from low_metric.core.policy import DEFAULT_RULE, RULES, recommend, simulate
+from low_metric.hub.card import HubIds
 from low_metric.scoring.results import (
     RESULTS_FORMAT,
     VERSION,
@@ -521,19 +522,26 @@ def _pair(text: str) -> tuple[str, str]:
 
 def add_publish_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("publishing")
-    g.add_argument("--card", action="store_true", help="merge the scores into each encoder's model card (model-index)")
-    g.add_argument("--dataset", metavar="ID", help="results dataset to write to (created if missing), e.g. org/encoder-results")
+    g.add_argument("--card", action="store_true", help="merge A and C into each encoder's model card (model-index)")
+    g.add_argument("--dataset", metavar="ID", help="results dataset to write to (created if missing), e.g. "
+                   "org/encoder-results; the cards' source.url points at its files")
     g.add_argument("--no-pr", action="store_true", help="commit to the card directly (needs write access) instead of a pull request")
-    g.add_argument("--eval-results-file", action="store_true", help="also write the card's .eval_results/*.yaml form")
-    g.add_argument("--benchmark", metavar="ID", help="Hub dataset the .eval_results entries are filed under (default: --dataset)")
+    g.add_argument("--metric-id", metavar="ID", default=HubIds.metric, help=f"evaluate module the cards name (default {HubIds.metric})")
+    g.add_argument("--mini-dataset", metavar="ID", default=HubIds.mini,
+                   help=f"Hub dataset of the built-in mini benchmark (default {HubIds.mini})")
+    g.add_argument("--spair-dataset", metavar="ID", help="Hub copy of SPair-71k the scores were measured on (needed for SPair results)")
     g.add_argument("--dry-run", action="store_true", help="print what would be uploaded; write nothing")
+    g.add_argument("--local-dir", metavar="DIR", help="write the files that would be committed into DIR/<type>s/<org>/<name>/ "
+                   "instead; touch no Hub (a card merges into DIR's copy of it when there is one)")
 
 
 def publish_options(args: argparse.Namespace) -> dict:
     """``publish_records`` keyword arguments from the publishing options."""
-    return {"cards": args.card, "dataset": args.dataset, "create_pr": not args.no_pr,
-            "eval_results_file": args.eval_results_file, "benchmark": args.benchmark, "dry_run": args.dry_run}
-
+    if args.dry_run and args.local_dir:
+        raise LowMetricError("--dry-run and --local-dir exclude each other (--local-dir already writes no Hub)")
+    ids = HubIds(metric=args.metric_id, mini=args.mini_dataset, spair=args.spair_dataset)
+    return {"cards": args.card, "dataset": args.dataset, "create_pr": not args.no_pr, "dry_run": args.dry_run,
+            "local_dir": args.local_dir, "ids": ids}
 
 
 def build_parser() -> argparse.ArgumentParser:

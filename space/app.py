@@ -1,6 +1,12 @@
 """The low_metric Space: score any Hub vision encoder in the browser (the page only: the checks, the
-scoring and the formulas live in the library). ``python space/app.py`` runs it locally; the host's
-settings come from ``LOW_METRIC_*`` variables (:class:`Settings`); tests call ``build_demo(Settings(...))``.
+scoring and the formulas live in the library). ``python space/app.py`` runs it locally (deployed, the
+Space carries the library's source next to this file); the host's settings come from ``LOW_METRIC_*``
+variables (:class:`Settings`); tests call ``build_demo(Settings(...))``.
+
+On ZeroGPU only :func:`run_scorer` runs on the GPU, in a worker forked from this process: the data and
+the references are loaded at start-up, the visitor's repo is downloaded before the call, the duration
+asked is computed from the work, and every failure inside becomes a ``gr.Error`` (the only exception
+whose message crosses back from the worker).
 """
 
 from __future__ import annotations
@@ -14,30 +20,23 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import gradio as gr
 import pandas as pd
 
+import low_metric
 from low_metric.core.checks import whole_number
 from low_metric.core.errors import LowMetricError, Refused, one_line
+from low_metric.hub.card import HubIds
 from low_metric.hub.guard import check_image_count, check_weights, public_encoder
 from low_metric.hub.publish import PublishOutcome, publish_to_card, read_leaderboard
-from low_metric.scoring.calibration import (
-    PAPER_ENCODERS,
-    load_calibration,
-    matches,
-    predict,
-)
-from low_metric.scoring.report import (
-    ac_note,
-    category_rows,
-    headline,
-    paper_scale,
-    prediction_rows,
-)
+from low_metric.scoring.calibration import PAPER_ENCODERS, load_calibration, matches, predict
+from low_metric.scoring.report import ac_note, category_rows, headline, paper_scale, prediction_rows
+from low_metric.scoring.results import VERSION
 from low_metric.scoring.scorer import ScoreConfig
-from low_metric.scoring.service import score_within
+from low_metric.scoring.service import prepare_request, score_within, warm_up
 from low_metric.sources.tables import paper_table
 
 logger = logging.getLogger("low_metric.space")
@@ -46,6 +45,7 @@ MAPPED_SOURCE = "scored here, on the paper's scale"  # with a calibration: the m
 PLOT_COLORS = {PAPER_SOURCE: "#1f77b4", SESSION_SOURCE: "#d62728", MAPPED_SOURCE: "#2ca02c"}
 PREDICTION_COLUMNS = ["benchmark", "AC", "predicted score", "interval", "extrapolation"]
 LEADERBOARD_COLUMNS = ["encoder", "A", "C", "AC", "mode", "data", "protocol_hash"]
+LEADERBOARD_MAX_AGE = 60.0  # seconds a read of the results dataset serves page views before it is read again
 T = TypeVar("T")
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # the scorer's tqdm bars (images encoded) become the page's progress bar
 
@@ -56,12 +56,16 @@ class Settings:
 
     max_model_gb: float = 4.0  # safetensors weights of one encoder, all parts (LOW_METRIC_MAX_MODEL_GB)
     max_images: int = 300  # distinct images one request encodes (LOW_METRIC_MAX_IMAGES)
-    max_seconds: float = 900.0  # wall time of one scoring request (LOW_METRIC_MAX_SECONDS)
+    max_seconds: float = 900.0  # wall time of one scoring request off ZeroGPU (LOW_METRIC_MAX_SECONDS)
+    max_gpu_seconds: float = 300.0  # GPU time one request may ask on ZeroGPU (LOW_METRIC_MAX_GPU_SECONDS)
     calibration: dict[str, Any] | None = None  # a checked calibration (LOW_METRIC_CALIBRATION: a path or hub:ORG/NAME)
     dataset_id: str | None = None  # results dataset of the leaderboard (LOW_METRIC_RESULTS_DATASET)
     spair: str | None = None  # SPair-71k root; None: the built-in mini benchmark (LOW_METRIC_SPAIR)
+    ids: HubIds = HubIds()  # what pushed cards name (LOW_METRIC_MINI_DATASET, LOW_METRIC_SPAIR_DATASET)
     cache_dir: str | None = None  # feature cache; None: the scorer's default ($LOW_METRIC_CACHE/features)
     login: bool | None = None  # show "Sign in"; None: only on a Space (SPACE_ID set)
+    space_id: str | None = None  # this Space (SPACE_ID): the source pushed cards cite
+    zero_gpu: bool = False  # running on ZeroGPU (SPACES_ZERO_GPU, set by the Hub)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -71,14 +75,26 @@ class Settings:
             max_model_gb=float(env.get("LOW_METRIC_MAX_MODEL_GB", cls.max_model_gb)),
             max_images=int(env.get("LOW_METRIC_MAX_IMAGES", cls.max_images)),
             max_seconds=float(env.get("LOW_METRIC_MAX_SECONDS", cls.max_seconds)),
+            max_gpu_seconds=float(env.get("LOW_METRIC_MAX_GPU_SECONDS", cls.max_gpu_seconds)),
             calibration=load_calibration(calibration) if calibration else None,
             dataset_id=env.get("LOW_METRIC_RESULTS_DATASET") or None,
             spair=env.get("LOW_METRIC_SPAIR") or None,
+            ids=HubIds(mini=env.get("LOW_METRIC_MINI_DATASET") or HubIds.mini,
+                       spair=env.get("LOW_METRIC_SPAIR_DATASET") or None),
+            space_id=env.get("SPACE_ID") or None,
+            zero_gpu=env.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"),
         )
 
     @property
     def show_login(self) -> bool:
         return self.login if self.login is not None else bool(os.environ.get("SPACE_ID"))
+
+    @property
+    def source_url(self) -> str | None:
+        """Where pushed scores come from: this Space's page."""
+        from huggingface_hub import constants
+
+        return f"{constants.ENDPOINT}/spaces/{self.space_id}" if self.space_id else None
 
 
 @dataclass(frozen=True)
@@ -107,26 +123,39 @@ class Options:
 
 
 def _on_gpu(fn: Callable[..., T]) -> Callable[..., T]:
-    """``spaces.GPU`` (the request's time limit as its duration) where ``spaces`` exists; else ``fn``."""
+    """``spaces.GPU`` (asking the request's ``duration``) where ``spaces`` exists; else ``fn``."""
     if spaces is None:
         return fn
-    return spaces.GPU(duration=lambda name, config, seconds: seconds)(fn)
+    return spaces.GPU(duration=lambda name, config, limit, duration: duration)(fn)
 
 
 @_on_gpu
-def run_scorer(name: str, config: ScoreConfig, seconds: float) -> dict[str, Any]:
-    """One encoder's record from the scorer, within ``seconds`` (on the GPU under ZeroGPU)."""
-    return score_within(name, config, seconds, whose="this Space's")
+def run_scorer(name: str, config: ScoreConfig, limit: float, duration: float) -> dict[str, Any]:
+    """One encoder's record from the scorer, within ``limit`` seconds (on ZeroGPU: in the GPU worker,
+    asked for ``duration``). Failures leave as ``gr.Error``, whose message alone survives the worker."""
+    try:
+        return score_within(name, config, limit, whose="this Space's")
+    except LowMetricError as exc:
+        raise gr.Error(one_line(exc), print_exception=False) from None
+    except Exception as exc:  # a failed request must leave the app serving the next one
+        logger.exception("scoring %r failed", name)
+        raise gr.Error(f"scoring failed: {one_line(exc)}", print_exception=False) from None
 
 
 def score_encoder(text: str, options: Options, settings: Settings) -> dict[str, Any]:
-    """Check, then score one encoder; adds ``AC`` (as ``low-metric score --calibration``) where the
-    host's calibration was fitted under the same protocol."""
+    """Check, fetch, then score one encoder; adds ``AC`` (as ``low-metric score --calibration``) where
+    the host's calibration was fitted under the same protocol."""
     refs = public_encoder(text)
     config = options.config(settings)
     check_image_count(config.spair, config.limit, settings.max_images)
-    check_weights(refs, settings.max_model_gb, limit="this Space scores models up to {max_gb:g} GB")
-    record = run_scorer("+".join(ref.name for ref in refs), config, settings.max_seconds)
+    weights = check_weights(refs, settings.max_model_gb, limit="this Space scores models up to {max_gb:g} GB")
+    request = prepare_request(refs, config, weight_bytes=weights, zero_gpu=settings.zero_gpu,
+                              max_seconds=settings.max_seconds, max_gpu_seconds=settings.max_gpu_seconds)
+    try:
+        record = run_scorer(request.name, config, request.limit, request.duration)
+    finally:
+        request.release()  # the visitor's weights leave the Hub cache; the references stay
+    record["encoder"] = request.asked
     if matches(record, settings.calibration):
         record["AC"] = predict(record, settings.calibration)
     return record
@@ -201,6 +230,8 @@ class Handlers:
         progress(0, desc="checking the repo")
         try:
             record = score_encoder(text, Options.from_inputs(layer, patch, window, alignment, pairs), self.settings)
+        except gr.Error:
+            raise
         except LowMetricError as exc:
             raise gr.Error(one_line(exc), print_exception=False) from None
         except Exception as exc:  # a failed request must leave the app serving the next one
@@ -217,27 +248,36 @@ class Handlers:
             raise gr.Error("score an encoder first: its result is what gets pushed", print_exception=False)
         if oauth_token is None:
             raise gr.Error("sign in with Hugging Face first", print_exception=False)
+        if self.settings.source_url is None:
+            raise gr.Error("pushing needs the Space's id (SPACE_ID), which the cards cite as the scores' source",
+                           print_exception=False)
         try:
-            outcome = publish_to_card(record, create_pr=True, token=oauth_token.token)
+            outcome = publish_to_card(record, create_pr=True, token=oauth_token.token, ids=self.settings.ids,
+                                      source_url=self.settings.source_url)
         except Exception as exc:  # noqa: BLE001 - any failure is one line on the page (token hidden)
             message = f"push failed: {one_line(exc, secret=oauth_token.token)}"
             logger.warning("%s: %s", record["encoder"], message)
             raise gr.Error(message, print_exception=False) from None
         return push_message(record["encoder"], outcome)
 
-    def leaderboard(self) -> tuple[pd.DataFrame, str]:
-        """The results dataset's rows (grouped by protocol, best AC, else C, first) and a note."""
+    def leaderboard(self, max_age: float = LEADERBOARD_MAX_AGE) -> tuple[pd.DataFrame, str]:
+        """The results dataset's rows (grouped by protocol, best AC, else C, first) and a note; a read
+        less than ``max_age`` seconds old serves the page view."""
         dataset = self.settings.dataset_id
         if not dataset:
             return pd.DataFrame(), "No results dataset configured (LOW_METRIC_RESULTS_DATASET)."
         try:
-            rows = read_leaderboard(dataset)
+            rows = read_leaderboard(dataset, max_age=max_age)
         except Exception as exc:  # noqa: BLE001 - an unreadable dataset must not break the page
             note = f"Could not read the results dataset {dataset}: {one_line(exc)}"
             logger.warning(note)
             return pd.DataFrame(), note
         note = f"{len(rows)} results from the dataset `{dataset}`; compare rows of equal protocol hash."
         return leaderboard_table(rows), note
+
+    def refresh_leaderboard(self) -> tuple[pd.DataFrame, str]:
+        """The leaderboard read afresh."""
+        return self.leaderboard(max_age=0)
 
 
 INTRO = """\
@@ -299,10 +339,19 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                   [headline, categories, predicted, plot, record_json, record, history],
                   api_name="score", concurrency_limit=1)
         push.click(handlers.push, record, push_status, api_name="push")
-        refresh.click(handlers.leaderboard, None, [board, board_note], api_name="leaderboard")
+        refresh.click(handlers.refresh_leaderboard, None, [board, board_note], api_name="leaderboard")
         demo.load(handlers.leaderboard, None, [board, board_note])
     return demo
 
 
+def main() -> None:
+    """The Space's start-up: the default request's data and reference encoders are loaded before the
+    page serves (on ZeroGPU, before any GPU worker forks), then the page."""
+    settings = Settings.from_env()
+    warm_up(Options().config(settings))
+    print(f"low_metric {VERSION} ({Path(low_metric.__file__).parent}): data and references loaded", flush=True)
+    build_demo(settings).queue(max_size=20).launch()
+
+
 if __name__ == "__main__":
-    build_demo().queue(max_size=20).launch()
+    main()

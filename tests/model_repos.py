@@ -84,9 +84,10 @@ def write_timm_vit(folder: Path, pickled: bool = False) -> Path:
     import timm
 
     torch.manual_seed(5)
-    model = timm.create_model("vit_small_patch14_reg4_dinov2", pretrained=False, img_size=224, embed_dim=32,
-                              depth=3, num_heads=2)
-    timm.models.save_for_hf(model, str(folder), safe_serialization=not pickled)
+    args = dict(img_size=224, embed_dim=32, depth=3, num_heads=2)  # in config.json: how the repo rebuilds it
+    model = timm.create_model("vit_small_patch14_reg4_dinov2", pretrained=False,  # and its input, 224 px
+                              pretrained_cfg_overlay=dict(input_size=(3, 224, 224)), **args)
+    timm.models.save_for_hf(model, str(folder), model_args=args, safe_serialization=not pickled)
     return folder
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from low_metric.hub.leaderboard import result_file, result_path
+from low_metric.hub.leaderboard import dataset_card, record_row, result_path, row_file
 from tests.conftest import WRITER_TOKEN
 from tests.hub_double import HubDouble
 from tests.scored import calibration_for  # noqa: F401  (the Space tests' calibrations)
@@ -20,9 +20,9 @@ APP_FILE = Path(__file__).resolve().parents[1] / "space" / "app.py"
 REMOTE_CODE_CONFIG = '{"model_type": "custom-vit", "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}'
 
 
-def load_app() -> ModuleType:
-    """``space/app.py`` as the module ``low_metric_space`` (loaded once)."""
-    name = "low_metric_space"
+def load_app(name: str = "low_metric_space") -> ModuleType:
+    """``space/app.py`` as the module ``name`` (loaded once per name: another name, another module, e.g.
+    one that imported a stand-in ``spaces``)."""
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, APP_FILE)
         module = importlib.util.module_from_spec(spec)
@@ -46,7 +46,8 @@ def add_remote_code_repo(hub: HubDouble, source: str, target: str) -> str:
 
 def add_results_dataset(hub: HubDouble, dataset_id: str, records: list[dict[str, Any]]) -> str:
     """A results dataset in the layout ``low_metric.hub.publish`` writes and ``read_leaderboard`` reads."""
-    hub.add_repo(dataset_id, {result_path(r): result_file(r) for r in records}, repo_type="dataset",
+    files = {result_path(r): row_file(record_row(r, "2026-01-01T00:00:00Z")) for r in records}
+    hub.add_repo(dataset_id, {"README.md": dataset_card(dataset_id), **files}, repo_type="dataset",
                  write_tokens=[WRITER_TOKEN])
     return dataset_id
 

@@ -60,26 +60,26 @@ def one_error_line(proc: subprocess.CompletedProcess, script: str, words: str) -
 
 
 def space_folder(root: Path) -> Path:
+    """A Space page and card to deploy (the library and the requirements are added by the build)."""
     folder = root / "space"
     folder.mkdir()
     (folder / "README.md").write_text("---\ntitle: low_metric\nsdk: gradio\napp_file: app.py\n---\n# Space\n")
     (folder / "app.py").write_text("print('hello')\n")
-    (folder / "requirements.txt").write_text("low_metric>=0.1.0\n")
     (folder / "__pycache__").mkdir()
     (folder / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
     return folder
 
 
 def test_every_script_has_help_and_reads_the_login(results_file, tmp_path):
-    scripts = ("publish_results.py", "publish_metric.py", "deploy_space.py", "score_batch.py")
+    scripts = ("publish_results.py", "publish_metric.py", "deploy_space.py", "score_batch.py", "publish_benchmark.py")
     home = tmp_path / "home"
     home.mkdir()
     (home / "token").write_text("hf_not_a_known_token")  # a stored `hf auth login`, no HF_TOKEN
-    args = [str(results_file), "--card", "--dry-run"]
+    args = [str(results_file), "--card", "--dataset", "x/y", "--dry-run"]
     *helps, login = run_many([(s, ["--help"], {}) for s in scripts] + [("publish_results.py", args, {"home": home})])
     for script, proc in zip(scripts, helps):
         assert proc.returncode == 0 and "--dry-run" in proc.stdout and "HF_TOKEN" in proc.stdout, script
-        assert "--token" not in proc.stdout
+        assert "--local-dir" in proc.stdout and "--token" not in proc.stdout
     one_error_line(login, "publish_results.py", "the Hub refused the token (401)")
 
 
@@ -93,28 +93,28 @@ def test_publish_end_to_end_never_leaks_the_token(hub, results_file, publisher, 
               token=SECRET)
     procs.append(dry)
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.count("[dry run]") == 3 and "+    - type: a_score" in dry.stdout
-    assert all(r.method in ("GET", "HEAD") for r in hub.request_log[n_requests:])
-    # cards by pull request, the dataset, and the .eval_results form, in one go
+    assert dry.stdout.count("[dry run]") == 3 and "+    - type: low-metric/ac_score" in dry.stdout
+    assert all(r.method in ("GET", "HEAD") or r.path == "/api/validate-yaml" for r in hub.request_log[n_requests:])
+    # cards by pull request and the dataset, in one go
     prs_before = {r: len(hub.pull_requests(r)) for r in (model_repos.timm_vit, model_repos.dinov2)}
-    done = run("publish_results.py", str(results_file), "--card", "--dataset", "publisher/encoder-results",
-               "--eval-results-file", token=SECRET)
+    done = run("publish_results.py", str(results_file), "--card", "--dataset", "publisher/encoder-results", token=SECRET)
     procs.append(done)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("pull request") == 2 and done.stdout.count("committed") == 1
     for repo, n in prs_before.items():
         pr = hub.pull_requests(repo)[-1]
         assert len(hub.pull_requests(repo)) == n + 1 and pr.author == "publisher"
-        assert b"a_score" in hub.read(repo, "README.md", revision=pr.ref)
+        assert b"config: correspondence" in hub.read(repo, "README.md", revision=pr.ref)
     assert {result_path(r) for r in records} <= set(hub.files("publisher/encoder-results", repo_type="dataset"))
     again = run("publish_results.py", str(results_file), "--card", "--dataset", "publisher/encoder-results",
-                "--eval-results-file", token=SECRET)
+                token=SECRET)
     procs.append(again)
     assert again.returncode == 0 and again.stdout.count("unchanged") == 3, again.stdout + again.stderr
     # a direct commit to a card the publisher may write to
     one = tmp_path / "one.json"
     write_json_atomic(one, {"format": RESULTS_FORMAT, "results": records[:1]})
-    direct = run("publish_results.py", str(one), "--card", "--repo-id", "publisher/card", "--no-pr", token=SECRET)
+    direct = run("publish_results.py", str(one), "--card", "--repo-id", "publisher/card", "--no-pr", "--dataset",
+                 "publisher/encoder-results", token=SECRET)
     procs.append(direct)
     assert direct.returncode == 0 and "committed" in direct.stdout, direct.stderr
     # the metric Space and the app Space
@@ -128,7 +128,7 @@ def test_publish_end_to_end_never_leaks_the_token(hub, results_file, publisher, 
             procs.append(proc)
             assert proc.returncode == 0 and expected in proc.stdout, proc.stdout + proc.stderr
     space_files = hub.files("publisher/ac_score", repo_type="space")
-    assert {"ac_score.py", "app.py", "README.md", "requirements.txt"} <= set(space_files)
+    assert {"ac_score.py", "app.py", "README.md", "requirements.txt", "low_metric/__init__.py"} <= set(space_files)
     assert not any("pycache" in f for f in space_files + hub.files("publisher/low-metric", repo_type="space"))
     # the token is nowhere: output, files written, commits (messages and contents), request bodies
     assert not any(SECRET in p.stdout + p.stderr for p in procs)
@@ -157,6 +157,15 @@ def test_score_batch_scores_then_publishes(hub, model_repos, tmp_path):
     (record,) = json.loads(out.read_text())["results"]
     assert record["encoder"] == model_repos.timm_vit and "committed" in proc.stdout
     assert result_path(record) in hub.files("writer/batch", repo_type="dataset")
+    # --local-dir: what would be published, written into a folder; no token needed, no Hub written
+    n_commits = len(hub.commits("writer/batch", repo_type="dataset"))
+    local = run("score_batch.py", "--file", str(encoders), "--output", str(tmp_path / "local.json"), "--card",
+                "--dataset", "writer/batch", "--local-dir", str(tmp_path / "out"), "--", "--reference",
+                model_repos.clip224, "--cache-dir", cache)
+    assert local.returncode == 0 and local.stdout.count("wrote") == 2, local.stdout + local.stderr[-3000:]
+    assert (tmp_path / "out" / "models" / model_repos.timm_vit / "README.md").is_file()
+    assert (tmp_path / "out" / "datasets" / "writer" / "batch" / result_path(record)).is_file()
+    assert len(hub.commits("writer/batch", repo_type="dataset")) == n_commits
     refused = run("score_batch.py", model_repos.timm_vit, "--output", str(tmp_path / "never.json"), "--dataset",
                   "writer/batch", "--", "--reference", model_repos.clip224, token=READER_TOKEN)
     one_error_line(refused, "score_batch.py", "no write access to dataset writer/batch")
@@ -181,12 +190,14 @@ def test_errors_are_one_line_and_leave_no_partial_state(hub, results_file, model
     write_json_atomic(one, {"format": RESULTS_FORMAT, "results": json.loads(results_file.read_text())["results"][:1]})
     before = state()
     cases = [
-        ({"home": tmp_path / "empty_home"}, [str(results_file), "--card"], "no Hugging Face token"),
-        ({"token": READER_TOKEN}, [str(one), "--card", "--repo-id", "writer/errors-card", "--no-pr"],
-         "no write access to model writer/errors-card (403)"),
-        ({"token": WRITER_TOKEN}, [str(one), "--card", "--repo-id", "nobody/absent"], "model nobody/absent does not exist"),
-        ({"token": WRITER_TOKEN, "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}, [str(results_file), "--card"],
-         "is unreachable"),
+        ({"home": tmp_path / "empty_home"}, [str(results_file), "--dataset", "writer/x"], "no Hugging Face token"),
+        ({"token": READER_TOKEN}, [str(one), "--card", "--repo-id", "writer/errors-card", "--no-pr", "--dataset",
+                                  "writer/errors-locked"], "no write access to model writer/errors-card (403)"),
+        ({"token": WRITER_TOKEN}, [str(one), "--card", "--repo-id", "nobody/absent", "--dataset", "writer/x"],
+         "model nobody/absent does not exist"),
+        ({"token": WRITER_TOKEN, "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}, [str(results_file), "--dataset",
+                                                                                        "writer/x"], "is unreachable"),
+        ({"token": WRITER_TOKEN}, [str(results_file), "--card"], "need a source: publish them to a results dataset"),
         ({"token": READER_TOKEN}, [str(results_file), "--card", "--dataset", "writer/errors-locked"],
          "no write access to dataset writer/errors-locked (403)"),  # the cards' PRs would pass: none is opened
         ({"token": WRITER_TOKEN}, [str(tmp_path / "absent.json"), "--card"], "no such file"),
@@ -194,7 +205,8 @@ def test_errors_are_one_line_and_leave_no_partial_state(hub, results_file, model
     unreachable = {"token": READER_TOKEN, "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
     more = [("publish_metric.py", ["--space-id", "reader/ac_score"], unreachable, "unreachable"),
             ("deploy_space.py", ["--space-id", "reader/app", "--folder", str(tmp_path / "absent")], unreachable,
-             "no such folder"),
+             "no app.py"),
+            ("deploy_space.py", ["--folder", str(tmp_path / "absent")], unreachable, "give --space-id ID (or --local-dir DIR)"),
             ("publish_metric.py", ["--space-id", "writer/ac_score"], {"token": READER_TOKEN},
              "cannot create it under 'writer'")]
     calls = [("publish_results.py", args, env, words) for env, args, words in cases] + more

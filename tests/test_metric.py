@@ -383,11 +383,11 @@ def test_default_modules_cache_follows_evaluate_rules(monkeypatch, tmp_path):
 
 def test_metric_files_are_package_resources():
     files = resources.files("low_metric.metric")
-    for name in ("ac_score.py", "app.py", "README.md", "requirements.txt"):
+    for name in ("ac_score.py", "app.py", "README.md"):
         assert files.joinpath(name).is_file(), name
-    reqs = files.joinpath("requirements.txt").read_text()
-    for pkg in ("low_metric", "evaluate", "gradio"):
-        assert re.search(rf"^{pkg}\b", reqs, flags=re.M), pkg
+    # the Space's requirements.txt is written by its build, from the library's own dependencies
+    # (low_metric itself is on no index: it travels as source, see tests/test_space_builds.py)
+    assert not files.joinpath("requirements.txt").is_file()
 
 
 def test_card_front_matter_and_sections():

@@ -44,7 +44,8 @@ def space(hub, model_repos, tmp_path_factory):
         remote_code=add_remote_code_repo(hub, model_repos.dinov2, "space-tests/remote-code"),
         dataset=add_results_dataset(hub, "space-tests/results", board),
     )
-    settings = app.Settings(max_model_gb=0.01, cache_dir=str(root / "cache"), dataset_id=repos.dataset)
+    settings = app.Settings(max_model_gb=0.01, cache_dir=str(root / "cache"), dataset_id=repos.dataset,
+                            space_id="space-tests/low-metric")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
         with launched(settings) as url:
@@ -159,6 +160,18 @@ def test_leaderboard_reads_the_results_dataset(space, model_repos):
     assert row["protocol_hash"] == space.board["protocol_hash"][:12]
 
 
+def test_page_views_reuse_the_leaderboard_read(space, hub):
+    handlers = app.Handlers(space.settings)
+    handlers.refresh_leaderboard()  # one snapshot_download of the results dataset
+    n_requests = len(hub.request_log)
+    for _ in range(3):  # page views within a minute: no Hub request
+        table, note = handlers.leaderboard()
+        assert "1 results from the dataset" in note and len(table) == 1
+    assert len(hub.request_log) == n_requests
+    handlers.refresh_leaderboard()  # the button reads it again
+    assert any(space.repos.dataset in r.path for r in hub.request_log[n_requests:])
+
+
 # ------------------------------------------------------------------------------------- handlers, in process
 def test_push_opens_a_pull_request_on_the_card(space, hub, caplog, capsys):
     handlers = app.Handlers(space.settings)
@@ -168,8 +181,8 @@ def test_push_opens_a_pull_request_on_the_card(space, hub, caplog, capsys):
     (pr,) = hub.pull_requests(space.repos.card)
     assert f"discussions/{pr.num}" in message and "Opened a pull request" in message and WRITER_TOKEN not in message
     card = hub.read(space.repos.card, "README.md", revision=pr.ref).decode()
-    assert record["protocol_hash"] in card and "a_score" in card and "c_score" in card
-    assert f"{record['C']['C']:.2f}" in card
+    assert record["protocol_hash"] in card and "config: alignment" in card and "config: correspondence" in card
+    assert f"{record['C']['C']:.2f}" in card and f"url: {hub.url}/spaces/space-tests/low-metric" in card
     assert "README.md" not in hub.files(space.repos.card)  # main is untouched: only the pull request changes
     assert "already holds this result" in handlers.push(record, token)
     assert len(hub.pull_requests(space.repos.card)) == 1
@@ -257,22 +270,6 @@ def test_time_limit_interrupts_even_code_that_swallows_it():
     time.sleep(1.2)  # nothing is left to land later
 
 
-def test_zero_gpu_runs_the_scoring_with_the_time_limit_as_duration(monkeypatch):
-    durations = []
-
-    def gpu(duration):
-        durations.append(duration)
-        return lambda fn: fn
-
-    def scoring(name, config, seconds):
-        return name
-
-    monkeypatch.setattr(app, "spaces", SimpleNamespace(GPU=gpu))
-    assert app._on_gpu(scoring) is scoring and durations[0]("org/enc", None, 42.0) == 42.0
-    monkeypatch.setattr(app, "spaces", None)  # no `spaces` (CPU, local): the function itself
-    assert app._on_gpu(scoring) is scoring and len(durations) == 1
-
-
 def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     calibration = calibration_for({"data": "elsewhere"})
     write_json_atomic(tmp_path / "cal.json", calibration)
@@ -281,10 +278,16 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LOW_METRIC_MAX_MODEL_GB", "1.5")
     monkeypatch.setenv("LOW_METRIC_MAX_IMAGES", "80")
     monkeypatch.setenv("LOW_METRIC_MAX_SECONDS", "60")
+    monkeypatch.setenv("LOW_METRIC_MAX_GPU_SECONDS", "120")
+    monkeypatch.setenv("LOW_METRIC_SPAIR_DATASET", "org/spair-71k")
     monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     settings = app.Settings.from_env()
-    assert (settings.max_model_gb, settings.max_images, settings.max_seconds) == (1.5, 80, 60.0)
+    assert (settings.max_model_gb, settings.max_images, settings.max_seconds, settings.max_gpu_seconds) == (1.5, 80, 60.0, 120.0)
     assert settings.dataset_id == "org/results" and settings.calibration == calibration
-    assert not settings.show_login
+    assert settings.ids.spair == "org/spair-71k" and settings.ids.mini == app.HubIds.mini
+    assert not settings.show_login and not settings.zero_gpu and settings.source_url is None
     monkeypatch.setenv("SPACE_ID", "org/space")
-    assert app.Settings.from_env().show_login
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    settings = app.Settings.from_env()
+    assert settings.show_login and settings.zero_gpu and settings.source_url.endswith("/spaces/org/space")

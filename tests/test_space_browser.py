@@ -50,7 +50,7 @@ def browser_space(hub, model_repos, tmp_path_factory):
     root = tmp_path_factory.mktemp("space_browser")
     board = score_encoders([model_repos.timm_vit], ScoreConfig(cache_dir=str(root / "board_cache")))
     card = copy_repo(hub, model_repos.dinov2, "space-browser/dinov2-card")
-    settings = app.Settings(cache_dir=str(root / "cache"), login=True,
+    settings = app.Settings(cache_dir=str(root / "cache"), login=True, space_id="space-browser/low-metric",
                             dataset_id=add_results_dataset(hub, "space-browser/results", board))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -89,7 +89,8 @@ def test_visitor_scores_sees_the_plot_and_opens_a_pull_request(browser_space, hu
     page.locator("#push").click()
     expect(page.locator("#push-status")).to_contain_text("Opened a pull request", timeout=60_000)
     (pr,) = hub.pull_requests(browser_space.card)
-    assert pr.author == "writer" and "c_score" in hub.read(browser_space.card, "README.md", revision=pr.ref).decode()
+    card = hub.read(browser_space.card, "README.md", revision=pr.ref).decode()
+    assert pr.author == "writer" and "config: correspondence" in card and "spaces/space-browser/low-metric" in card
 
     shot = tmp_path / "space.png"
     page.locator("#summary").scroll_into_view_if_needed()

@@ -1,10 +1,15 @@
 """Publishing to the Hub: results to model cards and to the shared results dataset, folders to Spaces.
 
 Every publish is planned before anything is written: the token, each repo, the rights on it, its
-current files and the merged new ones are all checked first (reads only), so a refusal leaves no
-half-written state. A card update opens a pull request unless ``create_pr=False``; a result that is
-already there (on the branch, or in an open pull request of ours) changes nothing. The token comes
-from the argument, ``HF_TOKEN`` or the huggingface_hub login, and is never printed or stored.
+current files and the merged new ones are all checked first (reads only, and the Hub's own
+``validate-yaml`` for every card), so a refusal leaves no half-written state. A card update opens a
+pull request unless ``create_pr=False``; a result that is already there (on the branch, or in an open
+pull request of ours) changes nothing. The token comes from the argument, ``HF_TOKEN`` or the
+huggingface_hub login, and is never printed or stored.
+
+``local_dir=DIR`` writes exactly the files a publish would commit into ``DIR/<type>s/<org>/<name>/``
+and touches no Hub at all (no token, no network): a card is merged into DIR's copy of it when there is
+one (download the current card there first to see the exact commit), else into a new card.
 """
 
 from __future__ import annotations
@@ -13,32 +18,36 @@ import contextlib
 import difflib
 import functools
 import hashlib
-import json
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from low_metric.core.errors import LowMetricError, RuntimeFailure
 from low_metric.hub.card import (
-    SOURCE_URL,
+    HubIds,
     card_repo_id,
-    eval_results,
-    eval_results_yaml,
+    card_results,
     merge_card,
 )
 from low_metric.hub.leaderboard import (
+    DATA_FILES,
     RESULTS_DIR,
     dataset_card,
     merge_results,
-    result_file,
+    record_row,
     result_path,
+    row_file,
+    same_result,
 )
-from low_metric.scoring.results import VERSION, check_record
+from low_metric.scoring.results import VERSION, check_record, write_text_atomic
 from low_metric.sources.hub import network_failure
 
 FOLDER_IGNORE = ["__pycache__/*", "*/__pycache__/*", "*.pyc", ".*", "*/.*"]
+Reader = Callable[[str], "str | None"]  # a repo's current text of a path (None: no such file)
 
 
 @dataclass
@@ -49,11 +58,12 @@ class PublishOutcome:
     repo_type: str
     changed: bool
     files: dict[str, str] = field(default_factory=dict)  # path -> new text of each file that changes (folders: size)
-    diff: str = ""  # unified diff of those files against the Hub
+    diff: str = ""  # unified diff of those files against the Hub (or the local folder)
     url: str | None = None  # the commit written, or the repo when a folder is unchanged
     pr_url: str | None = None  # the pull request opened (or the open one that already holds the change)
     create_pr: bool = False  # the change goes (went) through a pull request
     dry_run: bool = False
+    local_dir: str | None = None  # where the files were written instead of the Hub
 
     @property
     def card_text(self) -> str | None:
@@ -62,6 +72,10 @@ class PublishOutcome:
     def report(self) -> str:
         """What happened, for people: one line (a dry run adds the diff or the file list)."""
         where = f"{self.repo_type} {self.repo_id}"
+        if self.local_dir is not None:
+            if not self.changed:
+                return f"{where}: unchanged in {self.local_dir}"
+            return f"{where}: wrote {len(self.files)} file(s) into {self.local_dir}: {', '.join(self.files)}"
         if not self.changed:
             return f"{where}: unchanged" + (f" (already proposed in {self.pr_url})" if self.pr_url else "")
         if self.dry_run:
@@ -142,10 +156,6 @@ def hub_errors(what: str, token: str | None = None, forbidden: str = "") -> Iter
             raise LowMetricError(f"{what}: the Hub answered HTTP {status} ({_first_line(e.server_message or e)})") from None
         except (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError):
             raise RuntimeFailure(f"the Hub at {_endpoint()} is unreachable (connection failed)") from None
-        except ValueError as e:  # huggingface_hub's validate-yaml refusal of a README
-            if not str(e).startswith("Invalid metadata"):
-                raise
-            raise LowMetricError(f"{what}: the Hub rejected the card's metadata: {' '.join(str(e).split()[4:])}") from None
         except Exception as e:  # the HTTP client's own errors
             failure = network_failure(e)
             if failure == "timeout":
@@ -191,14 +201,6 @@ def _diff(old: dict[str, str | None], new: dict[str, str]) -> str:
                                                 f"a/{p}", f"b/{p}")) for p, text in new.items())
 
 
-def _summary(record: dict[str, Any]) -> str:
-    values = [f"A = {record['A']['A']:.4f} ({record['A']['mode']})" if "A" in record else "",
-              f"C = {record['C']['C']:.2f}" if "C" in record else "",
-              f"AC = {record['AC']['AC_mean']:.4f}" if "AC" in record else ""]
-    return (f"{', '.join(v for v in values if v)}\n\nProtocol hash: `{record['protocol_hash']}`.\n"
-            f"Scored and published with low_metric {VERSION} (after arXiv 2408.16357).")
-
-
 def _write_check(api: Any, repo_id: str, repo_type: str, token: str | None, hint: str) -> None:
     """Refuse early when the token may not write to the repo (skipped without a token: dry runs)."""
     if token:
@@ -225,24 +227,116 @@ def _creatable(repo_id: str, repo_type: str, token: str | None, namespaces: set[
         raise LowMetricError(f"{repo_type} {repo_id} does not exist and this token cannot create it under '{namespace}'")
 
 
+def _validate(api: Any, token: str | None, repo_id: str, repo_type: str, text: str) -> None:
+    """Ask the Hub's own validator (``/api/validate-yaml``) about the exact card text to be committed
+    (``RepoCard.validate`` sends a re-rendered card, and in huggingface_hub 1.5 always to huggingface.co,
+    whatever ``HF_ENDPOINT`` says)."""
+    from huggingface_hub.utils import get_session, hf_raise_for_status
+
+    with hub_errors(f"{repo_type} {repo_id}", token):
+        response = get_session().post(f"{_endpoint()}/api/validate-yaml", json={"repoType": repo_type, "content": text},
+                                      headers={"Accept": "text/plain"})
+        if response.status_code == 400:
+            raise LowMetricError(f"{repo_type} {repo_id}: the Hub rejected the card's metadata: {_complaints(response)}")
+        hf_raise_for_status(response)
+
+
+def _complaints(response: Any) -> str:
+    """What a validate-yaml refusal says, in one line."""
+    try:
+        body = response.json()
+    except ValueError:
+        return _first_line(response.text)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors:
+        return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
+    return _first_line(body.get("error", response.text) if isinstance(body, dict) else response.text)
+
+
+def _local_reader(folder: Path) -> Reader:
+    def read(path: str) -> str | None:
+        file = folder / path
+        return file.read_text(encoding="utf-8") if file.is_file() else None
+    return read
+
+
+def _hub_reader(api: Any, token: str | None, repo_id: str, repo_type: str, sha: str | None) -> Reader:
+    def read(path: str) -> str | None:
+        if sha is None:
+            return None
+        with hub_errors(f"{repo_type} {repo_id}", token):
+            return _read(api, repo_id, path, sha, repo_type)
+    return read
+
+
+def local_folder(local_dir: str | Path, repo_id: str, repo_type: str) -> Path:
+    """Where ``--local-dir`` puts a repo's files: ``DIR/<type>s/<org>/<name>``."""
+    return Path(local_dir) / f"{repo_type}s" / repo_id
+
+
 # ------------------------------------------------------------------------------------- planning
+def _card_files(read: Reader, record: dict[str, Any], repo_id: str, source_url: str,
+                ids: HubIds) -> tuple[dict[str, str | None], dict[str, str]]:
+    old = {"README.md": read("README.md")}
+    new = {"README.md": merge_card(old["README.md"], card_results(record, VERSION, source_url, ids), repo_id.split("/")[-1])}
+    return old, {p: t for p, t in new.items() if t != old[p]}
+
+
+def _dataset_files(read: Reader, records: Sequence[dict[str, Any]], dataset_id: str,
+                   timestamp: str) -> tuple[dict[str, str | None], dict[str, str]]:
+    """The records' row files (an unchanged result keeps its file) and, when the dataset's card lacks
+    this version's files and schema, the card (the rest of it kept)."""
+    old: dict[str, str | None] = {}
+    new: dict[str, str] = {}
+    for record in records:
+        path, row = result_path(record), record_row(record, timestamp)
+        old[path] = read(path)
+        if not same_result(old[path], row):
+            new[path] = row_file(row)
+    old["README.md"] = read("README.md")
+    card = dataset_card(dataset_id, old["README.md"])
+    if card != old["README.md"]:
+        new["README.md"] = card
+    return old, new
+
+
+def _source_url(record: dict[str, Any], dataset: str | None, source_url: str | None) -> str:
+    if dataset:
+        return f"{_endpoint()}/datasets/{dataset}/blob/main/{result_path(record)}"
+    if source_url:
+        return source_url
+    raise LowMetricError("a card's scores need a source: publish them to a results dataset too (--dataset ID)")
+
+
+def _summary(record: dict[str, Any]) -> str:
+    values = [f"A = {record['A']['A']:.4f} ({record['A']['mode']})" if "A" in record else "",
+              f"C = {record['C']['C']:.2f}" if "C" in record else ""]
+    return (f"{', '.join(v for v in values if v)}\n\nProtocol hash: `{record['protocol_hash']}`.\n"
+            f"Scored and published with low_metric {VERSION} (after arXiv 2408.16357).")
+
+
+def _card_title(repo_id: str, record: dict[str, Any]) -> str:
+    return f"low_metric: scores of {repo_id} (protocol {record['protocol_hash'][:12]})"
+
+
+def _dataset_title(records: Sequence[dict[str, Any]]) -> str:
+    if len(records) == 1:
+        return f"low_metric: {records[0]['encoder']} under protocol {records[0]['protocol_hash'][:12]}"
+    return f"low_metric: {len(records)} results"
+
+
 def _plan_card(api: Any, token: str | None, record: dict[str, Any], repo_id: str, *, create_pr: bool,
-               benchmark: str | None, source_url: str) -> _Plan:
+               source_url: str, ids: HubIds) -> _Plan:
     what = f"model {repo_id}"
     with hub_errors(what, token):
         sha = api.model_info(repo_id).sha
     if not create_pr:
         _write_check(api, repo_id, "model", token, ": open a pull request instead (the default: drop --no-pr, create_pr=False)")
-    with hub_errors(what, token):
-        old: dict[str, str | None] = {"README.md": _read(api, repo_id, "README.md", sha, "model")}
-        new = {"README.md": merge_card(old["README.md"], eval_results(record, VERSION, source_url),
-                                       repo_id.split("/")[-1])}
-        if benchmark:
-            path, text = eval_results_yaml(record, VERSION, benchmark, source_url)
-            old[path], new[path] = _read(api, repo_id, path, sha, "model"), text
-    files = {p: t for p, t in new.items() if t != old[p]}
-    plan = _Plan(repo_id, "model", files, old, f"low_metric: scores of {repo_id} (protocol {record['protocol_hash'][:12]})",
-                 _summary(record), parent=sha, create_pr=create_pr)
+    old, files = _card_files(_hub_reader(api, token, repo_id, "model", sha), record, repo_id, source_url, ids)
+    if "README.md" in files:
+        _validate(api, token, repo_id, "model", files["README.md"])
+    plan = _Plan(repo_id, "model", files, old, _card_title(repo_id, record), _summary(record), parent=sha,
+                 create_pr=create_pr)
     if files and create_pr:
         plan.open_pr = _open_pr_with(api, token, plan)
     return plan
@@ -276,19 +370,19 @@ def check_dataset_access(dataset_id: str, *, token: str | None = None) -> None:
 
 
 def _plan_dataset(api: Any, token: str | None, namespaces: set[str], records: Sequence[dict[str, Any]],
-                  dataset_id: str) -> _Plan:
-    """One commit for all the records' files (and the card of a dataset that is created)."""
-    new = {result_path(r): result_file(r) for r in records}
-    title = (f"low_metric: {records[0]['encoder']} under protocol {records[0]['protocol_hash'][:12]}" if len(records) == 1
-             else f"low_metric: {len(new)} results")
-    description = "\n\n".join(f"{r['encoder']}: {_summary(r)}" for r in records)
+                  dataset_id: str, timestamp: str) -> _Plan:
+    """One commit for all the records' files (and the card, when new or older than this version's)."""
     sha = _dataset_head(api, token, namespaces, dataset_id)
-    if sha is None:
-        return _Plan(dataset_id, "dataset", {"README.md": dataset_card(dataset_id), **new}, dict.fromkeys(["README.md", *new]),
-                     title, description, create_repo=True)
-    with hub_errors(f"dataset {dataset_id}", token):
-        old = {p: _read(api, dataset_id, p, sha, "dataset") for p in new}
-    return _Plan(dataset_id, "dataset", {p: t for p, t in new.items() if t != old[p]}, old, title, description)
+    old, files = _dataset_files(_hub_reader(api, token, dataset_id, "dataset", sha), records, dataset_id, timestamp)
+    if "README.md" in files:
+        _validate(api, token, dataset_id, "dataset", files["README.md"])
+    description = "\n\n".join(f"{r['encoder']}: {_summary(r)}" for r in records)
+    return _Plan(dataset_id, "dataset", files, old, _dataset_title(records), description, parent=sha,
+                 create_repo=sha is None)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------------------------- writing
@@ -305,50 +399,78 @@ def _apply(api: Any, token: str | None, plan: _Plan) -> PublishOutcome:
         return outcome
     what = f"{plan.repo_type} {plan.repo_id}"
     with hub_errors(what, token):
+        parent = plan.parent
         if plan.create_repo:
             api.create_repo(plan.repo_id, repo_type=plan.repo_type, exist_ok=True)
+            info = api.repo_info(plan.repo_id, repo_type=plan.repo_type)
+            if any(s.rfilename != ".gitattributes" for s in info.siblings or ()):
+                raise HubConflictError(f"{what} was created by another publisher meanwhile: planning again")
+            parent = info.sha
         info = api.create_commit(plan.repo_id, [CommitOperationAdd(p, t.encode()) for p, t in plan.files.items()],
                                  commit_message=plan.title, commit_description=plan.description,
-                                 repo_type=plan.repo_type, create_pr=plan.create_pr, parent_commit=plan.parent)
+                                 repo_type=plan.repo_type, create_pr=plan.create_pr, parent_commit=parent)
     outcome.url, outcome.pr_url = info.commit_url, info.pr_url
     return outcome
 
 
+def _write_local(folder: Path, repo_id: str, repo_type: str, old: dict[str, str | None],
+                 files: dict[str, str]) -> PublishOutcome:
+    for path, text in files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / path, text)
+    return PublishOutcome(repo_id, repo_type, bool(files), dict(files), _diff(old, files), local_dir=str(folder))
+
+
+def _publish_local(records: Sequence[dict[str, Any]], targets: list[tuple[dict[str, Any], str]], dataset: str | None,
+                   local_dir: str | Path, source_url: str | None, ids: HubIds) -> list[PublishOutcome]:
+    """Plan everything against the folders under ``local_dir`` (no Hub), then write."""
+    planned = []
+    for record, repo_id in targets:
+        folder = local_folder(local_dir, repo_id, "model")
+        old, files = _card_files(_local_reader(folder), record, repo_id, _source_url(record, dataset, source_url), ids)
+        planned.append((folder, repo_id, "model", old, files))
+    if dataset:
+        folder = local_folder(local_dir, dataset, "dataset")
+        old, files = _dataset_files(_local_reader(folder), records, dataset, _now())
+        planned.append((folder, dataset, "dataset", old, files))
+    return [_write_local(*p) for p in planned]
+
+
 def publish_records(records: Sequence[dict[str, Any]], *, cards: bool = True, dataset: str | None = None,
-                    repo_id: str | None = None, create_pr: bool = True, eval_results_file: bool = False,
-                    benchmark: str | None = None, token: str | None = None, dry_run: bool = False) -> list[PublishOutcome]:
+                    repo_id: str | None = None, create_pr: bool = True, ids: HubIds = HubIds(),
+                    source_url: str | None = None, token: str | None = None, dry_run: bool = False,
+                    local_dir: str | Path | None = None) -> list[PublishOutcome]:
     """Publish records to their model cards and/or a results dataset, all checked before any write.
 
-    ``repo_id`` overrides the card repo (one record only). ``eval_results_file`` also writes the
-    ``.eval_results/*.yaml`` form, filed under ``benchmark`` (default: ``dataset``). A dry run reads
-    but writes nothing and needs no token (with one, it checks the rights too).
+    ``repo_id`` overrides the card repo (one record only). A card's ``source.url`` is the record's
+    file in ``dataset``, else ``source_url`` (the Space). ``ids`` names the metric and the datasets
+    the cards cite. A dry run reads but writes nothing and needs no token (with one, it checks the
+    rights too); ``local_dir`` writes the files into that folder instead and touches no Hub.
     """
     if not cards and not dataset:
         raise LowMetricError("nothing to publish: choose the model cards and/or a results dataset")
     records = [check_record(r, f"record {i}") for i, r in enumerate(records)]  # hashes recomputed, numbers finite
     if repo_id and len(records) != 1:
         raise LowMetricError("repo_id names one card: publish one record with it")
-    benchmark = benchmark or dataset
-    if eval_results_file and not benchmark:
-        raise LowMetricError("the .eval_results form files scores under a benchmark dataset: give benchmark= (or a dataset)")
+    targets = [(record, repo_id or card_repo_id(record)) for record in records] if cards else []
+    for record, _ in targets:
+        card_results(record, VERSION, _source_url(record, dataset, source_url), ids)  # refuse early: nothing read yet
+    if local_dir is not None:
+        return _publish_local(records, targets, dataset, local_dir, source_url, ids)
     token = resolve_token(token, required=not dry_run)
     api = _api(token)
     namespaces = _namespaces(api, token)
-    builders: list[Callable[[], _Plan]] = []
-    for record in records:
-        if cards:
-            source = (f"{_endpoint()}/datasets/{dataset}/blob/main/{result_path(record)}" if dataset else SOURCE_URL)
-            builders.append(functools.partial(_plan_card, api, token, record, repo_id or card_repo_id(record),
-                                              create_pr=create_pr, benchmark=benchmark if eval_results_file else None,
-                                              source_url=source))
+    builders: list[Callable[[], _Plan]] = [
+        functools.partial(_plan_card, api, token, record, target, create_pr=create_pr, ids=ids,
+                          source_url=_source_url(record, dataset, source_url)) for record, target in targets]
     if dataset:
-        builders.append(functools.partial(_plan_dataset, api, token, namespaces, records, dataset))
-    plans = [build() for build in builders]  # every check and merge before the first write
+        builders.append(functools.partial(_plan_dataset, api, token, namespaces, records, dataset, _now()))
+    plans = [build() for build in builders]  # every check, merge and validation before the first write
     if dry_run:
         return [_outcome(p, dry_run=True) for p in plans]
     outcomes = []
     for build, plan in zip(builders, plans):
-        for attempt in range(3):  # a direct commit raced by another: merge again on the new head
+        for attempt in range(3):  # a commit raced by another: merge again on the new head
             try:
                 outcomes.append(_apply(api, token, plan))
                 break
@@ -360,34 +482,43 @@ def publish_records(records: Sequence[dict[str, Any]], *, cards: bool = True, da
 
 
 def publish_to_card(record: dict[str, Any], *, repo_id: str | None = None, create_pr: bool = True,
-                    token: str | None = None, eval_results_file: bool = False, benchmark: str | None = None,
-                    dry_run: bool = False) -> PublishOutcome:
-    """Merge a record's A/C/AC scores into its encoder's model card (a pull request unless ``create_pr=False``)."""
+                    source_url: str | None = None, dataset: str | None = None, ids: HubIds = HubIds(),
+                    token: str | None = None, dry_run: bool = False) -> PublishOutcome:
+    """Merge a record's A and C into its encoder's model card (a pull request unless ``create_pr=False``);
+    ``source_url`` (or the record's file in ``dataset``, which this does not write) is where the numbers live."""
+    if dataset is None and source_url is None:
+        raise LowMetricError("a card's scores need a source: give source_url (the Space) or dataset")
     return publish_records([record], repo_id=repo_id, create_pr=create_pr, token=token, dry_run=dry_run,
-                           eval_results_file=eval_results_file, benchmark=benchmark)[0]
+                           source_url=source_url or _source_url(record, dataset, None), ids=ids)[0]
 
 
 def publish_to_dataset(record: dict[str, Any], dataset_id: str, *, token: str | None = None,
                        dry_run: bool = False) -> PublishOutcome:
-    """Write a record to the results dataset (created if missing) as ``results/<org>--<name>/<hash>.json``."""
+    """Write a record to the results dataset (created if missing) as ``results/<org>--<name>/<hash>.jsonl``."""
     return publish_records([record], cards=False, dataset=dataset_id, token=token, dry_run=dry_run)[0]
 
 
-def read_leaderboard(dataset_id: str, *, revision: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
-    """The results dataset as one table: a row per file (see :func:`low_metric.hub.leaderboard.merge_results`)."""
+_BOARDS: dict[tuple[str, str, str | None], tuple[float, list[dict[str, Any]]]] = {}
+
+
+def read_leaderboard(dataset_id: str, *, revision: str | None = None, token: str | None = None,
+                     max_age: float = 0.0) -> list[dict[str, Any]]:
+    """The results dataset as one table of checked rows (see :func:`low_metric.hub.leaderboard.merge_results`),
+    read in one ``snapshot_download``; a table read less than ``max_age`` seconds ago is reused."""
+    from huggingface_hub import snapshot_download
+
+    key = (_endpoint(), dataset_id, revision)
+    if max_age > 0 and key in _BOARDS and time.monotonic() - _BOARDS[key][0] < max_age:
+        return [dict(r) for r in _BOARDS[key][1]]
     token = resolve_token(token, required=False)
-    api = _api(token)
     with hub_errors(f"dataset {dataset_id}", token):
-        info = api.dataset_info(dataset_id, revision=revision)
-        paths = [s.rfilename for s in info.siblings or () if s.rfilename.startswith(f"{RESULTS_DIR}/")
-                 and s.rfilename.endswith(".json")]
-        files = {}
-        for p in paths:
-            try:
-                files[p] = json.loads(_read(api, dataset_id, p, info.sha, "dataset") or "null")
-            except json.JSONDecodeError:
-                files[p] = None  # merge_results skips it with a warning
-    return merge_results(files)
+        folder = Path(snapshot_download(dataset_id, repo_type="dataset", revision=revision, token=token,
+                                        allow_patterns=[f"{RESULTS_DIR}/**"]))
+    files = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8", errors="replace")
+             for p in sorted(folder.glob(DATA_FILES))}
+    rows = merge_results(files)
+    _BOARDS[key] = (time.monotonic(), rows)
+    return [dict(r) for r in rows]
 
 
 # ------------------------------------------------------------------------------------- folders and batches
@@ -412,12 +543,14 @@ def _git_blob_sha(data: bytes) -> str:
 
 def publish_folder(folder: str | Path, repo_id: str, *, repo_type: str = "space", space_sdk: str | None = "gradio",
                    required: Sequence[str] = ("README.md",), create_pr: bool = False, private: bool = False,
-                   token: str | None = None, dry_run: bool = False, message: str | None = None) -> PublishOutcome:
-    """Upload a folder (e.g. a Space: created if missing with ``space_sdk``); unchanged files are not re-sent.
+                   token: str | None = None, dry_run: bool = False, message: str | None = None,
+                   prune: Sequence[str] = ()) -> PublishOutcome:
+    """Upload a folder (e.g. a Space: created if missing with ``space_sdk``); unchanged files are not re-sent,
+    and files under the ``prune`` prefixes that the folder no longer has are deleted in the same commit.
 
     A dry run lists the files and touches nothing (no token, no network).
     """
-    from huggingface_hub import RepoFile
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, RepoFile
 
     root = Path(folder)
     files = folder_files(root, required)
@@ -441,15 +574,17 @@ def publish_folder(folder: str | Path, repo_id: str, *, repo_type: str = "space"
             remote = {f.path: f.blob_id for f in api.list_repo_tree(repo_id, repo_type=repo_type, revision=sha,
                                                                      recursive=True) if isinstance(f, RepoFile)}
     changed = {p: s for p, s in listing.items() if remote.get(p) != _git_blob_sha((root / p).read_bytes())}
-    if not changed:
+    stale = sorted(p for p in remote if p not in listing and any(p.startswith(prefix) for prefix in prune))
+    if not changed and not stale:
         return PublishOutcome(repo_id, repo_type, False, url=f"{_endpoint()}/{repo_type}s/{repo_id}")
+    operations = [CommitOperationAdd(p, str(root / p)) for p in changed] + [CommitOperationDelete(p) for p in stale]
     with hub_errors(what, token, ": pass create_pr=True (--create-pr) to open a pull request"):
         if sha is None:
             api.create_repo(repo_id, repo_type=repo_type, space_sdk=space_sdk, private=private, exist_ok=True)
-        info = api.upload_folder(folder_path=root, repo_id=repo_id, repo_type=repo_type, allow_patterns=list(changed),
-                                 commit_message=message or f"low_metric {VERSION}: upload {root.name}",
-                                 create_pr=create_pr)
-    return PublishOutcome(repo_id, repo_type, True, changed, url=info.commit_url, pr_url=info.pr_url, create_pr=create_pr)
+        info = api.create_commit(repo_id, operations, repo_type=repo_type, create_pr=create_pr,
+                                 commit_message=message or f"low_metric {VERSION}: upload {root.name}")
+    return PublishOutcome(repo_id, repo_type, True, changed | dict.fromkeys(stale, "deleted"), url=info.commit_url,
+                          pr_url=info.pr_url, create_pr=create_pr)
 
 
 def score_command(encoders: Sequence[str], *, output: str, num_processes: int = 1, cpu: bool = False,

@@ -100,4 +100,7 @@ def build_demo() -> gr.Blocks:
 
 
 if __name__ == "__main__":
+    import low_metric  # what ac_score.py imports: in the Space, the library's copy beside this file
+
+    print(f"ac_score: low_metric {low_metric.__version__} ({Path(low_metric.__file__).parent})", flush=True)
     build_demo().queue().launch()

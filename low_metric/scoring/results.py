@@ -15,10 +15,20 @@ from typing import Any
 from low_metric.core.errors import LowMetricError
 from low_metric.sources.files import read_text
 
-try:
-    VERSION = version("low_metric")  # recorded in every protocol
-except PackageNotFoundError:  # running from a source tree that is not installed
-    VERSION = "0.0.0+unknown"
+
+def _version() -> str:
+    """The package version recorded in every protocol: a copy's stamp (a Space carries the library as
+    source, stamped by ``low_metric.hub.spaces``), else the installed metadata."""
+    stamp = Path(__file__).resolve().parents[1] / "VERSION"
+    if stamp.is_file():
+        return stamp.read_text().strip()
+    try:
+        return version("low_metric")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.0.0+unknown"
+
+
+VERSION = _version()
 VERSIONED = ("torch", "transformers", "timm", "open_clip_torch", "diffusers", "accelerate", "huggingface_hub")
 
 

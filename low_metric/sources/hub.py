@@ -199,3 +199,16 @@ def content_hash(folder: Path) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return "sha256:" + digest.hexdigest()
+
+
+def evict(repo_ids: Sequence[str], keep: Sequence[str] = ()) -> int:
+    """Delete the model repos ``repo_ids`` (but never those in ``keep``) from the local Hub cache;
+    returns how many revisions went. A service scoring visitors' encoders keeps its disk bounded so."""
+    from huggingface_hub import scan_cache_dir
+
+    cache = scan_cache_dir()
+    doomed = [rev.commit_hash for repo in cache.repos if repo.repo_type == "model" and repo.repo_id in repo_ids
+              and repo.repo_id not in keep for rev in repo.revisions]
+    if doomed:
+        cache.delete_revisions(*doomed).execute()
+    return len(doomed)
