@@ -164,6 +164,23 @@ class FeatureCache:
         self._index.pop(key, None)
         return None
 
+    def get_stacked(self, keys: list[str]) -> torch.Tensor | None:
+        """The tensors of ``keys`` stacked [N, ...], each record read and verified straight into one
+        buffer; None when one is absent or corrupt, or they differ in dtype or shape."""
+        found = [self._index.get(key, []) for key in keys]
+        if not keys or not all(found) or len({(e[0].dtype, e[0].shape) for e in found}) != 1:
+            return None
+        out = np.empty((len(keys), *found[0][0].shape), dtype=found[0][0].dtype)
+        for row, entries in zip(out, found):
+            view = memoryview(row.reshape(-1)).cast("B")
+            entry = entries[0]
+            with open(entry.path, "rb") as f:
+                f.seek(entry.offset)
+                ok = f.readinto(view) == entry.length and hashlib.sha256(view).hexdigest() == entry.sha256
+            if not ok:  # a damaged copy: let get() drop it and find another
+                return None
+        return torch.from_numpy(out)
+
     def put(self, items: list[tuple[str, torch.Tensor]]) -> None:
         """Append (key, tensor) records to this process's shard, synced to disk before returning."""
         if self._shard is None:

@@ -96,6 +96,9 @@ def check_tokens(tokens: torch.Tensor, encoder_id: str) -> None:
 
 def cached_tokens(encoder_protocol: dict, jobs: Sequence[ImageJob], cache: FeatureCache) -> torch.Tensor:
     """The cached tokens of the jobs, stacked [N, T, D]."""
+    stacked = cache.get_stacked([feature_key(encoder_protocol, job) for job in jobs])
+    if stacked is not None:
+        return stacked
     out = []
     for job in jobs:
         tokens = cache.get(feature_key(encoder_protocol, job))

@@ -8,6 +8,7 @@ content-addressed :class:`~low_metric.scoring.cache.FeatureCache`, so a rerun en
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,7 @@ from accelerate import Accelerator
 
 from low_metric.core.alignment import a_score, ridge_a_score
 from low_metric.core.checks import positive, whole_number
-from low_metric.core.correspondence import (
-    ALPHAS,
-    PckTable,
-    descriptor_grid,
-    match_keypoints,
-    pad_keypoints,
-)
+from low_metric.core.correspondence import ALPHAS, PckTable, match_image_pairs, pad_keypoints
 from low_metric.core.errors import LowMetricError
 from low_metric.core.frame import FRAME_SIZE
 from low_metric.scoring.cache import FeatureCache
@@ -33,9 +28,8 @@ from low_metric.sources.encoders import load_encoder
 from low_metric.sources.images import ImageSet, load_image, pad_to_frame
 from low_metric.sources.mini import load_mini
 from low_metric.sources.projector import load_projector
-from low_metric.sources.spair import SpairSet, load_spair
+from low_metric.sources.spair import SpairPair, SpairSet, load_spair
 
-MATCH_BUDGET_BYTES = 128 * 2**20  # source + target descriptor grids of one batch of pairs
 DEFAULT_REFERENCES = ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336")
 
 
@@ -279,28 +273,32 @@ class Scorer:
         return {"A": sum(per_ref.values()) / len(per_ref), "per_reference": per_ref, "mode": "projector", "projector": source, "images": len(jobs)}
 
     def _correspondence(self, encoder, pair_jobs: dict[Path, ImageJob]) -> dict[str, Any]:
-        """C per category: each image's descriptor grid built once, pairs matched in batches on the
-        accelerator's device (keypoints NaN-padded to the batch's largest count)."""
         c = self.config
-        table = PckTable(alphas=c.alphas)
-        by_category: dict[str, list] = {}
-        for pair in self.data.spair.pairs:
-            by_category.setdefault(pair.category, []).append(pair)
-        device = self.accelerator.device
-        for pairs in by_category.values():  # one category's descriptors in memory at a time
-            paths = sorted({p.src_path for p in pairs} | {p.trg_path for p in pairs})
-            tokens = cached_tokens(encoder.protocol, [pair_jobs[p] for p in paths], self.cache).to(device)
-            grids = descriptor_grid(tokens, encoder.grid, c.patch)
-            index = {path: i for i, path in enumerate(paths)}
-            step = max(1, MATCH_BUDGET_BYTES // (2 * 4 * grids[0].numel()))
-            for start in range(0, len(pairs), step):
-                batch = pairs[start:start + step]
-                pred = match_keypoints(grids[[index[p.src_path] for p in batch]], grids[[index[p.trg_path] for p in batch]],
-                                       pad_keypoints([p.src_kps_frame for p in batch]), window=c.window,
-                                       temperature=c.temperature)
-                table.add_batch([p.category for p in batch], pred, pad_keypoints([p.trg_kps_frame for p in batch]),
-                                [p.threshold for p in batch])
-        return table.summary()
+        return correspondence_table(
+            self.data.spair.pairs, lambda paths: cached_tokens(encoder.protocol, [pair_jobs[p] for p in paths], self.cache),
+            encoder.grid, patch=c.patch, window=c.window, temperature=c.temperature, alphas=c.alphas,
+            device=self.accelerator.device)
+
+
+def correspondence_table(pairs: Sequence[SpairPair], tokens_of: Callable[[list[Path]], torch.Tensor],
+                         grid: tuple[int, int], *, patch: int, window: int, temperature: float,
+                         alphas: Sequence[float], device: torch.device | str) -> dict[str, Any]:
+    """C of the pairs (SPEC 3), one category at a time: its images' tokens (``tokens_of`` their
+    paths) go to ``device``, each image's descriptor grid is built once, and every target grid meets
+    the keypoints of all its pairs in one product (:func:`match_image_pairs`)."""
+    table = PckTable(alphas=alphas)
+    by_category: dict[str, list[SpairPair]] = {}
+    for pair in pairs:
+        by_category.setdefault(pair.category, []).append(pair)
+    for category, group in by_category.items():
+        paths = sorted({p.src_path for p in group} | {p.trg_path for p in group})
+        index = {path: i for i, path in enumerate(paths)}
+        pred = match_image_pairs(tokens_of(paths).to(device), grid, [index[p.src_path] for p in group],
+                                 [index[p.trg_path] for p in group], pad_keypoints([p.src_kps_frame for p in group]),
+                                 size=patch, window=window, temperature=temperature)
+        table.add_batch([category] * len(group), pred, pad_keypoints([p.trg_kps_frame for p in group]),
+                        [p.threshold for p in group])
+    return table.summary()
 
 
 def score_encoders(names: list[str], config: ScoreConfig, accelerator: Accelerator | None = None, token: str | None = None) -> list[dict[str, Any]]:
