@@ -20,7 +20,14 @@ import torch.nn.functional as F
 
 from low_metric.core.checks import positive
 from low_metric.core.errors import LowMetricError
-from low_metric.core.tensors import as_tensor, as_token_list, in_safe_range, row_norms, unit_rows
+from low_metric.core.tensors import (
+    as_tensor,
+    as_token_list,
+    in_safe_range,
+    refuse_non_finite,
+    row_norms,
+    unit_rows,
+)
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 
@@ -166,7 +173,11 @@ class RidgeMap:
     bias: torch.Tensor
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return unit_rows(x) @ self.weight + self.bias
+        """Mapped [..., Dy] rows: (x @ weight) divided by the norms of x, plus bias (no normalised copy of x)."""
+        norms = row_norms(x)
+        if not in_safe_range(norms):
+            return torch.matmul(unit_rows(x), self.weight).add_(self.bias)
+        return torch.matmul(x.float(), self.weight).div_(norms.float()).add_(self.bias)
 
 
 def fit_ridge(x: torch.Tensor, y: torch.Tensor, strength: float) -> RidgeMap:
@@ -226,15 +237,17 @@ def ridge_a_score(
     target: [N, h*w, Dt] tokens on ``target_grid``; references: name -> ([N, H*W, Dr], (H, W)) on the
     same N images. Pairs for the fit are the target grid resampled onto each reference grid.
     """
-    tgt = as_tensor(target, "target", ndim=3, device=device)
+    tgt = as_tensor(target, "target", ndim=3, device=device, finite=False)
     if not references:
         raise LowMetricError("ridge mode: no references")
+    refuse_non_finite(tgt, "target")
     cal, held = calibration_split(tgt.shape[0], calibration, seed)
     per_ref: dict[str, float] = {}
     for name, (ref_tokens, ref_grid) in references.items():
-        ref = as_tensor(ref_tokens, f"reference {name}", ndim=3, device=tgt.device)
+        ref = as_tensor(ref_tokens, f"reference {name}", ndim=3, device=tgt.device, finite=False)
         if ref.shape[0] != tgt.shape[0]:
             raise LowMetricError(f"reference {name} has {ref.shape[0]} images, target has {tgt.shape[0]}")
+        refuse_non_finite(ref, f"reference {name}")
         paired = resample_tokens(tgt[cal], target_grid, ref_grid)
         ridge = fit_ridge(paired.reshape(-1, tgt.shape[-1]), ref[cal].reshape(-1, ref.shape[-1]), strength)
         per_ref[name] = a_score(ridge(tgt[held]), ref[held])

@@ -77,6 +77,15 @@ def in_safe_range(norms: torch.Tensor) -> bool:
     return not bool(((norms < low) | (norms > high)).any())
 
 
+def refuse_non_finite(t: torch.Tensor, name: str) -> None:
+    """A one-line error naming the first [T, D] slice of ``t`` [N, T, D] with a NaN or Inf, found
+    in one pass through the row norms (an image whose norms overflow is checked element-wise)."""
+    norms = row_norms(t)
+    for i in torch.nonzero(~torch.isfinite(norms).flatten(1).all(dim=1)).flatten().tolist():
+        if not bool(torch.isfinite(t[i]).all()):
+            raise LowMetricError(f"{name}[{i}]: contains NaN or Inf")
+
+
 def unit_rows(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """L2-normalised vectors along ``dim`` in float32, exact for any finite magnitude. Usually one
     pass for the norms and one for the quotient; vectors outside :data:`SAFE_NORMS` are divided by
