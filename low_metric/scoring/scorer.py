@@ -21,14 +21,15 @@ from low_metric.core.checks import positive, whole_number
 from low_metric.core.correspondence import ALPHAS, PckTable, match_image_pairs, pad_keypoints
 from low_metric.core.errors import LowMetricError
 from low_metric.core.frame import FRAME_SIZE
-from low_metric.scoring.cache import FeatureCache
+from low_metric.scoring.cache import STAT_MEMO, FeatureCache
 from low_metric.scoring.features import ImageJob, cached_tokens, encode_into_cache
 from low_metric.scoring.results import VERSION, environment, protocol_hash
-from low_metric.sources.encoders import load_encoder
+from low_metric.sources.encoders import LazyEncoder
 from low_metric.sources.images import ImageSet, load_image, pad_to_frame
 from low_metric.sources.mini import load_mini
 from low_metric.sources.projector import load_projector
 from low_metric.sources.spair import SpairPair, SpairSet, load_spair
+from low_metric.sources.statmemo import StatMemo
 
 DEFAULT_REFERENCES = ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336")
 
@@ -167,13 +168,23 @@ class Scorer:
         self.accelerator = accelerator or Accelerator()
         self.token = token
         self.cache = FeatureCache(config.cache_dir or default_cache_dir())
-        self.data = load_data(config)
+        self.memo = StatMemo(self.cache.root / STAT_MEMO)  # image and model-folder hashes across runs
+        with self.memo.active():
+            self.data = load_data(config)
         self._references: dict[str, tuple[torch.Tensor, tuple[int, int], dict]] | None = None
+        self._encoders: dict[str, LazyEncoder] = {}
 
-    def _load(self, name: str, *, scored: bool) -> Any:
+    def _lazy(self, name: str, **options: Any) -> LazyEncoder:
+        """The encoder of ``name`` and options, described once per Scorer; weights load only to encode."""
+        key = repr((name, sorted(options.items(), key=lambda kv: kv[0])))
+        if key not in self._encoders:
+            self._encoders[key] = LazyEncoder(name, **options)
+        return self._encoders[key]
+
+    def _load(self, name: str, *, scored: bool) -> LazyEncoder:
         """A scored encoder gets the run's layer, resolution and revision; a reference its defaults."""
         c = self.config
-        return load_encoder(
+        return self._lazy(
             name,
             layer=c.layer if scored else -2,
             resolution=c.resolution if scored else None,
@@ -200,13 +211,14 @@ class Scorer:
             jobs = _alignment_jobs(self.data.image_set)
             refs = {}
             for ref_id in self.config.references:
-                encoder = self._load(ref_id, scored=False)
-                encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=self.config.batch_size)
+                with self.memo.active():
+                    encoder = self._load(ref_id, scored=False)
+                    encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=self.config.batch_size)
+                encoder.release()
                 tokens = cached_tokens(encoder.protocol, jobs, self.cache)
                 if self.config.mode == "projector":  # into the LLM's token space, once for every scored encoder
                     tokens = self._projected(ref_id, tokens)[0]
                 refs[ref_id] = (tokens, encoder.grid, encoder.protocol)
-                del encoder
             self._references = refs
         return self._references
 
@@ -237,14 +249,17 @@ class Scorer:
     def score(self, name: str) -> dict[str, Any] | None:
         """One encoder's record (on the main process; None elsewhere)."""
         c = self.config
-        encoder = self._load(name, scored=True)
+        with self.memo.active():
+            encoder = self._load(name, scored=True)
         record: dict[str, Any] = {"encoder": name, "encoder_protocol": encoder.protocol}
         jobs: list[ImageJob] = []
         if c.alignment:
             jobs += _alignment_jobs(self.data.image_set)
         pair_jobs = _pair_jobs(self.data) if c.correspondence else {}
         jobs += list(pair_jobs.values())
-        stats = encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=c.batch_size)
+        with self.memo.active():
+            stats = encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=c.batch_size)
+        encoder.release()
         counts = {"encoded": stats.encoded, "encoded_per_process": stats.encoded_per_process, "from_cache": stats.from_cache}
         references = self.references() if c.alignment else {}
         protocol = self.protocol()
