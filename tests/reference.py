@@ -67,3 +67,20 @@ def fit_law(a: np.ndarray, c: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, fl
     w = np.linalg.solve(x.T @ x, x.T @ yn)
     resid = yn - x @ w
     return w, 1 - resid @ resid / np.sum((yn - yn.mean()) ** 2)
+
+
+def ridge_a_score(target: np.ndarray, reference: np.ndarray, calibration: list[int], held_out: list[int],
+                  strength: float) -> float:
+    """SPEC 2, ridge mode, in float64, for target and reference tokens on the same grid: rows
+    L2-normalised, centred, W = (Xc^T Xc + lam I)^-1 Xc^T Yc with lam = strength x the mean eigenvalue
+    of Xc^T Xc, bias from the means; A of the mapped held-out target against the held-out reference."""
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    x = unit(target[calibration].reshape(-1, target.shape[-1]).astype(np.float64))
+    y = unit(reference[calibration].reshape(-1, reference.shape[-1]).astype(np.float64))
+    xm, ym = x.mean(0), y.mean(0)
+    gram = (x - xm).T @ (x - xm)
+    w = np.linalg.solve(gram + strength * np.trace(gram) / len(gram) * np.eye(len(gram)), (x - xm).T @ (y - ym))
+    mapped = [unit(t.astype(np.float64)) @ w + (ym - xm @ w) for t in target[held_out]]
+    return a_score(mapped, list(reference[held_out].astype(np.float64)))

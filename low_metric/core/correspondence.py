@@ -5,20 +5,18 @@ All coordinates are (x, y) pixels in the ``image_size`` square frame (840 by def
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from low_metric.core.alignment import resample_tokens
 from low_metric.core.checks import positive
 from low_metric.core.errors import LowMetricError
 from low_metric.core.frame import FRAME_SIZE
-from low_metric.core.tensors import as_tensor, unit_rows
+from low_metric.core.tensors import as_tensor, finite_unit_rows, in_safe_range, row_norms, unit_rows
 
 C_ALPHA = 0.10  # C is PCK at alpha 0.10, whatever other alphas are reported
 ALPHAS = (C_ALPHA, 0.05, 0.01)
@@ -26,9 +24,9 @@ ALPHAS = (C_ALPHA, 0.05, 0.01)
 
 def descriptor_grid(tokens: torch.Tensor, grid: tuple[int, int], size: int = 16) -> torch.Tensor:
     """[N, h*w, D] tokens -> [N, D, P, P] L2-normalised descriptors, bilinearly resampled when h x w != P x P."""
-    tokens = as_tensor(tokens, "tokens", ndim=3)
-    x = resample_tokens(tokens, grid, (size, size))
-    return F.normalize(x.float(), dim=-1).permute(0, 2, 1).reshape(x.shape[0], -1, size, size)
+    tokens = as_tensor(tokens, "tokens", ndim=3, finite=False)
+    x = unit_rows(resample_tokens(tokens, grid, (size, size)))
+    return x.transpose(1, 2).reshape(x.shape[0], -1, size, size)
 
 
 def patch_index(kps: torch.Tensor, size: int, image_size: float = FRAME_SIZE) -> torch.Tensor:
@@ -43,12 +41,37 @@ def patch_to_pixel(xy_patch: torch.Tensor, size: int, image_size: float = FRAME_
 
 
 def pad_keypoints(kps: Sequence[Any]) -> torch.Tensor:
-    """[B, K_max, 2] from B arrays of [K_i, 2] keypoints, the missing rows NaN (padding)."""
-    items = [as_tensor(k, f"keypoints[{i}]", ndim=2).float() for i, k in enumerate(kps)]
-    out = torch.full((len(items), max((len(k) for k in items), default=0), 2), float("nan"))
-    for i, k in enumerate(items):
-        out[i, : len(k)] = k
-    return out
+    """[B, K_max, 2] float32 from B arrays of [K_i, 2] (x, y) keypoints, the missing rows NaN (padding)."""
+    arrays = []
+    for i, k in enumerate(kps):
+        try:
+            a = np.asarray(k.detach().cpu() if isinstance(k, torch.Tensor) else k, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise LowMetricError(f"keypoints[{i}]: not a numeric array") from None
+        if a.ndim != 2 or a.shape[1] != 2:
+            raise LowMetricError(f"keypoints[{i}]: expected [K, 2] (x, y), got shape {a.shape}")
+        arrays.append(a)
+    out = np.full((len(arrays), max((len(a) for a in arrays), default=0), 2), np.nan, dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    if arrays and not np.isfinite(np.concatenate(arrays)).all():
+        raise LowMetricError("keypoints: contains NaN or Inf")
+    return torch.from_numpy(out)
+
+
+def _settings(window: Any, temperature: Any, image_size: Any) -> tuple[int, float, float]:
+    window = 0 if window is None else window
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
+        raise LowMetricError(f"window must be a whole number >= 0 (0 or None: nearest neighbour), got {window!r}")
+    return int(window), positive(temperature, "temperature"), positive(image_size, "image_size")
+
+
+def _padded_keypoints(kps: torch.Tensor) -> torch.Tensor:
+    """The all-NaN rows (padding) of [..., K, 2] keypoints; any other NaN or Inf is refused."""
+    padding = torch.isnan(kps).all(dim=-1)
+    if not torch.isfinite(kps[~padding]).all():
+        raise LowMetricError("src_kps: a keypoint has a NaN or Inf coordinate (padding rows must be all NaN)")
+    return padding
 
 
 def match_keypoints(
@@ -70,16 +93,12 @@ def match_keypoints(
     window 0 or None: nearest neighbour (hard argmax). Runs on the device of ``src_feats``, in
     chunks of pairs whose [b, K, P*P] similarities stay under ``budget_bytes``.
     """
-    window = 0 if window is None else window
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
-        raise LowMetricError(f"window must be a whole number >= 0 (0 or None: nearest neighbour), got {window!r}")
-    temperature = positive(temperature, "temperature")
-    size = positive(image_size, "image_size")
-    src = as_tensor(src_feats, "src_feats")
+    window, temperature, size = _settings(window, temperature, image_size)
+    src = as_tensor(src_feats, "src_feats", finite=False)
     batched = src.ndim == 4
     if src.ndim not in (3, 4):
         raise LowMetricError(f"src_feats must be [D, P, P] or [B, D, P, P], got shape {tuple(src.shape)}")
-    trg = as_tensor(trg_feats, "trg_feats", ndim=src.ndim, device=src.device)
+    trg = as_tensor(trg_feats, "trg_feats", ndim=src.ndim, device=src.device, finite=False)
     kps = as_tensor(src_kps, "src_kps", ndim=src.ndim - 1, device=src.device, finite=False).float()
     if not batched:
         src, trg, kps = src[None], trg[None], kps[None]
@@ -91,36 +110,215 @@ def match_keypoints(
     if kps.shape[0] != b or kps.shape[-1] != 2:
         raise LowMetricError(f"src_kps must be [{'B, ' if batched else ''}K, 2] (x, y) for {b} pair(s), "
                              f"got {tuple(kps.shape if batched else kps.shape[1:])}")
-    padding = torch.isnan(kps).all(dim=-1)
-    if not torch.isfinite(kps[~padding]).all():
-        raise LowMetricError("src_kps: a keypoint has a NaN or Inf coordinate (padding rows must be all NaN)")
+    padding = _padded_keypoints(kps)
+    flat = _flat_patch(kps.nan_to_num(0.0), p, size)  # [B, K]
     out = torch.full_like(kps, float("nan"))
     step = max(1, budget_bytes // max(1, 4 * kps.shape[1] * p * p))
     for start in range(0, b, step):
         rows = slice(start, start + step)
-        out[rows] = _match(src[rows], trg[rows], kps[rows].nan_to_num(0.0), window, temperature, size)
+        s, t = src[rows].reshape(-1, d, p * p), trg[rows].reshape(-1, d, p * p)
+        desc = finite_unit_rows(s.gather(2, flat[rows, None, :].expand(-1, d, -1)).transpose(1, 2),
+                                "src_feats (at a source keypoint)")  # [b, K, D]
+        out[rows] = patch_to_pixel(_locate(_cosines(desc, t), p, window, temperature), p, size)
     out[padding] = float("nan")
     return out if batched else out[0]
 
 
-def _match(src: torch.Tensor, trg: torch.Tensor, kps: torch.Tensor, window: int, temperature: float,
-           size: float) -> torch.Tensor:
-    """[b, K, 2] target pixels for [b, K, 2] source keypoints on [b, D, P, P] grids (all finite)."""
-    b, d, p, _ = src.shape
-    cols_rows = patch_index(kps, p, size)
-    flat = (cols_rows[..., 1] * p + cols_rows[..., 0])[:, None, :].expand(b, d, -1)  # [b, D, K]
-    src_desc = unit_rows(src, dim=1).reshape(b, d, p * p).gather(2, flat).transpose(1, 2)  # [b, K, D]
-    sim = torch.bmm(src_desc, unit_rows(trg, dim=1).reshape(b, d, p * p))  # [b, K, P*P]
-    best = sim.argmax(dim=2)
-    best_xy = torch.stack([best % p, best // p], dim=2)
+def _flat_patch(kps: torch.Tensor, size: int, image_size: float) -> torch.Tensor:
+    """Flat index row * P + col of the patch under each (x, y) keypoint."""
+    cols_rows = patch_index(kps, size, image_size)
+    return cols_rows[..., 1] * size + cols_rows[..., 0]
+
+
+def _cosines(desc: torch.Tensor, trg: torch.Tensor) -> torch.Tensor:
+    """[b, K, P*P] cosines of unit descriptors [b, K, D] with the columns of target grids [b, D, P*P]:
+    one pass for the target norms, then the product divided by them (targets outside the safe
+    range of float32 are normalised first). NaN or Inf in a target grid is refused."""
+    norms = row_norms(trg, dim=1)
+    if not torch.isfinite(norms).all():
+        raise LowMetricError("trg_feats: contains NaN or Inf")
+    if not in_safe_range(norms):
+        return torch.bmm(desc, unit_rows(trg, dim=1))
+    sim = torch.bmm(desc, trg.to(desc.dtype))
+    return sim.div_(norms.to(sim.dtype))
+
+
+def _locate(sim: torch.Tensor, p: int, window: int, temperature: float) -> torch.Tensor:
+    """[..., 2] matched (x, y) in patch units from similarities [..., P*P] to a P x P target grid:
+    the hard argmax, or the window soft-argmax around it."""
+    best = sim.argmax(dim=-1, keepdim=True)
+    bx, by = best % p, best // p
     if not window:
-        return patch_to_pixel(best_xy.float(), p, size)
-    grid_x = torch.arange(p, device=sim.device).repeat(p)  # column of each flat index
-    grid_y = torch.arange(p, device=sim.device).repeat_interleave(p)  # row of each flat index
-    inside = ((grid_x - best_xy[..., :1]).abs() <= window) & ((grid_y - best_xy[..., 1:]).abs() <= window)
-    prob = torch.softmax(torch.where(inside, sim, torch.zeros_like(sim)) / temperature, dim=2)
-    expected = torch.stack([prob @ grid_x.float(), prob @ grid_y.float()], dim=2)
-    return patch_to_pixel(expected.clamp(0, p - 1), p, size)
+        return torch.cat([bx, by], dim=-1).to(sim.dtype)
+    w = min(window, p - 1)
+    if (2 * w + 1) ** 2 >= p * p:  # the window covers the grid: softmax over every cell
+        cells = torch.arange(p * p, device=sim.device)
+        inside = ((cells % p - bx).abs() <= w) & ((cells // p - by).abs() <= w)
+        prob = torch.softmax(torch.where(inside, sim, 0.0) / temperature, dim=-1)
+        xy = torch.stack([(cells % p).to(sim.dtype), (cells // p).to(sim.dtype)], dim=-1)
+        return (prob @ xy).clamp(0, p - 1)
+    # the (2w+1)^2 window cells gathered; the cells outside all hold 0, so they add
+    # (P*P - inside) * exp(-m / T) to the normaliser and their summed coordinates times that weight
+    offsets = torch.arange(-w, w + 1, device=sim.device)
+    xs = (bx + offsets.repeat(2 * w + 1)).clamp(-1, p)  # [..., (2w+1)^2]
+    ys = (by + offsets.repeat_interleave(2 * w + 1)).clamp(-1, p)
+    valid = (xs >= 0) & (xs < p) & (ys >= 0) & (ys < p)
+    values = sim.gather(-1, torch.where(valid, ys * p + xs, 0)).masked_fill_(~valid, float("-inf"))
+    n_out = (p * p - valid.sum(dim=-1, keepdim=True)).to(sim.dtype)
+    m = torch.where(n_out > 0, values.amax(dim=-1, keepdim=True).clamp_min(0.0), values.amax(dim=-1, keepdim=True))
+    weights = torch.exp((values - m) / temperature)  # 0 at the invalid cells
+    w_out = torch.exp(-m / temperature)
+    total = p * (p - 1) / 2 * p  # sum of x (and of y) over every cell of the grid
+    z = weights.sum(dim=-1, keepdim=True) + n_out * w_out
+    xy_in = torch.stack([(weights * xs).sum(-1), (weights * ys).sum(-1)], dim=-1)
+    xy_out_sum = total - torch.stack([(valid * xs).sum(-1), (valid * ys).sum(-1)], dim=-1)
+    return ((xy_in + xy_out_sum * w_out) / z).clamp(0, p - 1)
+
+
+def match_image_pairs(
+    tokens: Any,
+    grid: tuple[int, int],
+    src_index: Sequence[int],
+    trg_index: Sequence[int],
+    src_kps: Any,
+    *,
+    size: int = 16,
+    window: int | None = 5,
+    temperature: float = 0.02,
+    image_size: int = FRAME_SIZE,
+    budget_bytes: int = 16 * 2**20,
+) -> torch.Tensor:
+    """:func:`match_keypoints` for B pairs among N images given by their tokens [N, h*w, D] on an
+    h x w grid (descriptors: their bilinear resampling to P x P = ``size`` x ``size``, normalised,
+    as :func:`descriptor_grid`): pair b maps ``src_kps[b]`` ([B, K, 2], NaN rows are padding) from
+    image ``src_index[b]`` into image ``trg_index[b]``; returns [B, K, 2], on the tokens' device.
+
+    No P x P grid is built. Source descriptors are interpolated where the keypoints fall. For each
+    target image, all keypoints headed for it meet its tokens in one product, on the coarser of the
+    token and P x P grids; as resampling is linear, resampling these similarities to P x P and
+    dividing by the norms of the resampled descriptors (from 2 x 2 Gram blocks of the tokens) gives
+    the cosines to the target's P x P descriptors. Targets go a chunk at a time, within ``budget_bytes``.
+    """
+    window, temperature, image_size = _settings(window, temperature, image_size)
+    tokens = as_tensor(tokens, "tokens", ndim=3, finite=False)
+    n, t, d = tokens.shape
+    if t != grid[0] * grid[1] or d == 0:
+        raise LowMetricError(f"tokens [N, {t}, {d}] do not form a {grid[0]}x{grid[1]} grid of D > 0 values")
+    kps = as_tensor(src_kps, "src_kps", ndim=3, device=tokens.device, finite=False).float()
+    src_i = torch.as_tensor(np.asarray(src_index, dtype=np.int64), device=tokens.device)
+    trg_i = torch.as_tensor(np.asarray(trg_index, dtype=np.int64), device=tokens.device)
+    if not (src_i.ndim == trg_i.ndim == 1 and len(src_i) == len(trg_i) == kps.shape[0] and kps.shape[-1] == 2):
+        raise LowMetricError(f"src_index ({len(src_i)}), trg_index ({len(trg_i)}) and src_kps {tuple(kps.shape)} "
+                             "must describe the same B pairs ([B], [B], [B, K, 2])")
+    if len(src_i) and not (0 <= int(torch.minimum(src_i, trg_i).min()) and int(torch.maximum(src_i, trg_i).max()) < n):
+        raise LowMetricError(f"src_index / trg_index must index the {n} images")
+    padding = _padded_keypoints(kps)
+    out = torch.full_like(kps, float("nan"))
+    pair, slot = (~padding).nonzero(as_tuple=True)  # one row per real keypoint, grouped by target image
+    order = torch.argsort(trg_i[pair], stable=True)
+    pair, slot = pair[order], slot[order]
+    desc = finite_unit_rows(_sample_grid(tokens, grid, size, src_i[pair], _flat_patch(kps[pair, slot], size, image_size)),
+                            "tokens (at a source keypoint)")
+    ends = torch.bincount(trg_i[pair], minlength=n).cumsum(0).tolist()
+    starts = [0, *ends[:-1]]
+    coarse = tuple(grid) if grid[0] * grid[1] <= size * size else (size, size)
+    cells = size * size
+    pred = torch.empty(len(pair), 2, device=tokens.device)
+    image_bytes = 4 * t * d * (1 if coarse == (size, size) else 6)  # its tokens (and 2 x 2 blocks for the norms)
+    for chunk in _chunks(torch.unique(trg_i[pair]).tolist(), starts, ends,
+                         row_bytes=4 * (cells + coarse[0] * coarse[1]), image_bytes=image_bytes, budget=budget_bytes):
+        work = resample_tokens(tokens[chunk].float(), grid, coarse)  # a copy; onto P x P when that is coarser
+        norms = _resampled_norms(work, coarse, size)  # [n, P*P]
+        if not in_safe_range(norms):  # cosines are scale-free: bring each image to max |value| 1
+            work = work / work.abs().amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(work.dtype).tiny)
+            norms = _resampled_norms(work, coarse, size)
+        if not torch.isfinite(norms).all():
+            raise LowMetricError("tokens: contains NaN or Inf")
+        norms = torch.where(norms > 0, norms, 1.0)  # zero vectors (after rescaling: truly zero)
+        if coarse == (size, size):  # the work tokens are the descriptors: normalise them in place
+            work.div_(norms[..., None])
+        lo, hi = starts[chunk[0]], ends[chunk[-1]]
+        sim = torch.empty(hi - lo, coarse[0] * coarse[1], device=tokens.device)
+        for j, image in enumerate(chunk):
+            torch.mm(desc[starts[image]:ends[image]], work[j].T, out=sim[starts[image] - lo:ends[image] - lo])
+        if coarse != (size, size):  # bilinear, separably (x, then y), then divided by the descriptor norms
+            sim = (sim.view(-1, coarse[1]) @ _bilinear_matrix(size, coarse[1], sim.device).T).view(-1, coarse[0], size)
+            sim = torch.matmul(_bilinear_matrix(size, coarse[0], sim.device), sim).view(-1, cells)
+            for j, image in enumerate(chunk):
+                sim[starts[image] - lo:ends[image] - lo].div_(norms[j])
+        pred[lo:hi] = patch_to_pixel(_locate(sim, size, window, temperature), size, image_size)
+    out[pair, slot] = pred
+    return out
+
+
+def _chunks(images: list[int], starts: list[int], ends: list[int], *, row_bytes: int, image_bytes: int,
+            budget: int) -> list[list[int]]:
+    """Consecutive runs of target images whose similarity rows and token work fit the budget."""
+    chunks: list[list[int]] = []
+    used = budget
+    for image in images:
+        cost = (ends[image] - starts[image]) * row_bytes + image_bytes
+        if used + cost > budget:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(image)
+        used += cost
+    return chunks
+
+
+def _bilinear(size: int, n_in: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each of ``size`` output positions, its two input neighbours and the weight of the second:
+    bilinear resampling of ``n_in`` positions with align_corners=False (F.interpolate's rule)."""
+    src = ((torch.arange(size, device=device, dtype=torch.float32) + 0.5) * (n_in / size) - 0.5).clamp_min(0.0)
+    lo = src.long()
+    return lo, (lo + 1).clamp_max(n_in - 1), src - lo
+
+
+def _bilinear_matrix(size: int, n_in: int, device: torch.device) -> torch.Tensor:
+    """[size, n_in] matrix of :func:`_bilinear`'s weights (two per row, or one where clamped)."""
+    lo, hi, lam = _bilinear(size, n_in, device)
+    out = torch.zeros(size, n_in, device=device)
+    rows = torch.arange(size, device=device)
+    out.index_put_((rows, lo), 1 - lam, accumulate=True)
+    return out.index_put_((rows, hi), lam, accumulate=True)
+
+
+def _sample_grid(tokens: torch.Tensor, grid: tuple[int, int], size: int, image: torch.Tensor,
+                 flat: torch.Tensor) -> torch.Tensor:
+    """[M, D] rows of ``resample_tokens(tokens, grid, (size, size))`` at (image, flat cell) pairs,
+    by the same bilinear rule, without resampling whole grids."""
+    h, w = grid
+    if (h, w) == (size, size):
+        return tokens[image, flat].float()
+    y0, y1, ly = (v[flat // size] for v in _bilinear(size, h, tokens.device))
+    x0, x1, lx = (v[flat % size] for v in _bilinear(size, w, tokens.device))
+    ly, lx = ly[:, None], lx[:, None]
+
+    def at(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return tokens[image, y * w + x].float()
+
+    return (1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1))
+
+
+def _resampled_norms(tokens: torch.Tensor, grid: tuple[int, int], size: int) -> torch.Tensor:
+    """[n, P*P] norms of the rows of ``resample_tokens(tokens, grid, (size, size))`` for an h x w grid
+    no finer than P x P: each resampled row mixes the 4 tokens of a 2 x 2 block, so its squared norm
+    is w^T G w with G that block's 4 x 4 Gram matrix (no P x P grid built)."""
+    h, w = grid
+    if (h, w) == (size, size):
+        return torch.linalg.vector_norm(tokens, dim=-1)
+    dev = tokens.device
+    rows, cols = torch.arange(h, device=dev), torch.arange(w, device=dev)
+    down, right = (rows + 1).clamp_max(h - 1)[:, None] * w, (cols + 1).clamp_max(w - 1)
+    corners = torch.stack([rows[:, None] * w + cols, rows[:, None] * w + right, down + cols, down + right], -1)
+    blocks = tokens[:, corners.reshape(-1, 4)]  # [n, h*w, 4, D]: the block whose top-left is each token
+    gram = blocks @ blocks.transpose(-1, -2)  # [n, h*w, 4, 4]
+    y0, _, ly = _bilinear(size, h, dev)
+    x0, _, lx = _bilinear(size, w, dev)
+    weights = torch.stack([(1 - ly)[:, None] * (1 - lx), (1 - ly)[:, None] * lx, ly[:, None] * (1 - lx),
+                           ly[:, None] * lx], -1).reshape(-1, 4)  # [P*P, 4]
+    cell_gram = gram[:, (y0[:, None] * w + x0).reshape(-1)]  # [n, P*P, 4, 4]
+    return ((cell_gram @ weights[:, :, None]).squeeze(-1) * weights).sum(-1).clamp_min(0.0).sqrt()
 
 
 def keypoint_errors(pred_kps: Any, gt_kps: Any) -> np.ndarray:
@@ -182,9 +380,8 @@ class PckTable:
         keep = ~(np.isnan(pred).all(-1) | np.isnan(gt).all(-1))
         if not (np.isfinite(pred[keep]).all() and np.isfinite(gt[keep]).all()):
             raise LowMetricError("pred_kps / gt_kps: NaN or Inf outside padding rows")
-        for category, p, g, t, k in zip(categories, pred, gt, thr, keep):
-            if k.any():
-                self._pairs.append((category, np.linalg.norm(p[k] - g[k], axis=1) / t))
+        rel = np.linalg.norm(pred - gt, axis=-1) / thr[:, None]
+        self._pairs.extend((category, r[k]) for category, r, k in zip(categories, rel, keep) if k.any())
 
     def add(self, category: str, pred_kps: Any, gt_kps: Any, threshold: float) -> None:
         """Record one pair: keypoints visible in both images, threshold = max side of the target box."""
@@ -196,26 +393,26 @@ class PckTable:
         """C (x100, mean over pairs) per alpha, per-keypoint PCK, per-category table and counts."""
         if not self._pairs:
             raise LowMetricError("no pair with a keypoint visible in both images: C is undefined")
-        by_cat: dict[str, list[np.ndarray]] = defaultdict(list)
-        for cat, rel in self._pairs:
-            by_cat[cat].append(rel)
+        lengths = np.array([len(r) for _, r in self._pairs])
+        hits = np.concatenate([r for _, r in self._pairs])[None, :] < np.array(self.alphas)[:, None]  # [alphas, kps]
+        per_pair = np.add.reduceat(hits, np.r_[0, np.cumsum(lengths)[:-1]], axis=1) / lengths  # [alphas, pairs]
+        categories = np.array([c for c, _ in self._pairs])
+        key = [f"pck@{a:g}" for a in self.alphas]
 
-        def per_image(rels: list[np.ndarray], alpha: float) -> float:
-            return 100.0 * float(np.mean([np.mean(r < alpha) for r in rels]))
+        def per_image(rows: np.ndarray) -> dict[str, float]:
+            return {k: 100.0 * float(np.mean(v)) for k, v in zip(key, np.ascontiguousarray(per_pair[:, rows]))}
 
-        def per_keypoint(rels: list[np.ndarray], alpha: float) -> float:
-            return 100.0 * float(np.mean(np.concatenate(rels) < alpha))
-
-        rels = [r for _, r in self._pairs]
-        key = {a: f"pck@{a:g}" for a in self.alphas}
+        everything = np.ones(len(lengths), dtype=bool)
+        overall = per_image(everything)
+        table = {}
+        for cat in sorted(set(categories.tolist())):
+            rows = categories == cat
+            table[cat] = {**per_image(rows), "pairs": int(rows.sum()), "keypoints": int(lengths[rows].sum())}
         return {
-            "C": per_image(rels, C_ALPHA),
-            "per_image": {key[a]: per_image(rels, a) for a in self.alphas},
-            "per_keypoint": {key[a]: per_keypoint(rels, a) for a in self.alphas},
-            "per_category": {
-                cat: {**{key[a]: per_image(v, a) for a in self.alphas}, "pairs": len(v), "keypoints": int(sum(map(len, v)))}
-                for cat, v in sorted(by_cat.items())
-            },
-            "pairs": len(rels),
-            "keypoints": int(sum(map(len, rels))),
+            "C": overall[key[0]],  # alphas[0] is C_ALPHA
+            "per_image": overall,
+            "per_keypoint": {k: 100.0 * float(np.mean(v)) for k, v in zip(key, hits)},
+            "per_category": table,
+            "pairs": len(lengths),
+            "keypoints": int(lengths.sum()),
         }

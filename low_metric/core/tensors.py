@@ -60,12 +60,54 @@ def as_token_list(x: Any, name: str) -> list[Any]:
     return items
 
 
+SAFE_NORMS = (1e-15, 1e15)  # vector norms whose squares, products and quotients float32 keeps exact
+
+
+def row_norms(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Vector norms along ``dim`` (kept) in one pass, in float32 (float64 for float64 input): exact
+    within :data:`SAFE_NORMS`; outside it they may overflow to Inf or underflow (to 0), which
+    :func:`in_safe_range` tells; NaN or Inf give NaN or Inf."""
+    return torch.linalg.vector_norm(t, dim=dim, keepdim=True, dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)
+
+
+def in_safe_range(norms: torch.Tensor) -> bool:
+    """Whether every norm lies in :data:`SAFE_NORMS` (so zero vectors, which may be underflow, do
+    not; NaN does: it propagates to the results, which callers check)."""
+    low, high = SAFE_NORMS
+    return not bool(((norms < low) | (norms > high)).any())
+
+
+def refuse_non_finite(t: torch.Tensor, name: str) -> None:
+    """A one-line error naming the first [T, D] slice of ``t`` [N, T, D] with a NaN or Inf, found
+    in one pass through the row norms (an image whose norms overflow is checked element-wise)."""
+    norms = row_norms(t)
+    for i in torch.nonzero(~torch.isfinite(norms).flatten(1).all(dim=1)).flatten().tolist():
+        if not bool(torch.isfinite(t[i]).all()):
+            raise LowMetricError(f"{name}[{i}]: contains NaN or Inf")
+
+
 def unit_rows(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """L2-normalised vectors along ``dim`` in float32, exact for any finite magnitude: each vector is
-    divided by its largest |value| in its own dtype first, so no square overflows (1e20 in float32,
-    1e300 in float64). Zero vectors stay zero; NaN or Inf give NaN (callers check their results)."""
+    """L2-normalised vectors along ``dim`` in float32, exact for any finite magnitude. Usually one
+    pass for the norms and one for the quotient; vectors outside :data:`SAFE_NORMS` are divided by
+    their largest |value| in their own dtype first, so no square overflows (1e20 in float32, 1e300
+    in float64). Zero vectors stay zero; NaN or Inf give NaN (callers check their results)."""
+    return _unit(t, dim)[0]
+
+
+def finite_unit_rows(t: torch.Tensor, name: str, dim: int = -1) -> torch.Tensor:
+    """:func:`unit_rows`, refusing NaN or Inf in ``t`` (seen in the norms, no extra pass over ``t``)."""
+    unit, norms = _unit(t, dim)
+    if not bool(torch.isfinite(norms).all()) and not bool(torch.isfinite(t).all()):
+        raise LowMetricError(f"{name}: contains NaN or Inf")
+    return unit
+
+
+def _unit(t: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    norms = row_norms(t, dim)
+    if in_safe_range(norms):
+        return t.float() / norms.float(), norms
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
     scale = t.abs().amax(dim=dim, keepdim=True)
     t = t / torch.where(scale > 0, scale, torch.ones_like(scale))
-    return torch.nn.functional.normalize(t.float(), dim=dim)
+    return torch.nn.functional.normalize(t.float(), dim=dim), norms

@@ -19,6 +19,7 @@ import struct
 import tempfile
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from low_metric.scoring.results import protocol_hash
 MAGIC = b"LMF1"
 FORMAT = "low_metric.feature_cache/1"
 MANIFEST = "cache.json"
+STAT_MEMO = "stat_memo.json"  # beside the shards: hashes of the run's image files and model folders (statmemo)
 
 
 def _is_shard(path: Path) -> bool:
@@ -81,6 +83,7 @@ class FeatureCache:
         self._open_manifest()
         self._shard: Path | None = None
         self.dropped = 0
+        self._intact: set[_Entry] = set()  # records whose payload this process has hashed and found intact
         self._index: dict[str, list[_Entry]] = {}  # a key may sit in several shards (recomputed after corruption)
         self.refresh()
 
@@ -89,7 +92,8 @@ class FeatureCache:
         a damaged one beside intact shards is rebuilt, a foreign folder refused."""
         manifest = self.root / MANIFEST
         if not manifest.exists():
-            foreign = [p.name for p in self.root.iterdir() if not (p.name.startswith(f".{MANIFEST}.") or _is_shard(p))]
+            foreign = [p.name for p in self.root.iterdir() if not (_is_shard(p) or p.name == STAT_MEMO or
+                                                                   p.name.startswith((f".{MANIFEST}.", f".{STAT_MEMO}.")))]
             if foreign:
                 raise LowMetricError(f"{self.root} is not empty and not a low_metric feature cache (no {MANIFEST}; "
                                      f"holds {foreign[0]})")
@@ -151,14 +155,43 @@ class FeatureCache:
 
     def get(self, key: str) -> torch.Tensor | None:
         """The stored tensor, or None when absent or corrupt (corrupt copies are forgotten)."""
+        out = self._read(key, lambda entry: np.empty(entry.shape, dtype=entry.dtype))
+        return None if out is None else torch.from_numpy(out)
+
+    def verify(self, key: str) -> bool:
+        """Whether ``key`` has an intact record (its SHA-256 recomputed, once per process)."""
+        return self._read(key, lambda entry: np.empty(entry.length, dtype=np.uint8), reread=False) is not None
+
+    def get_stacked(self, keys: list[str]) -> torch.Tensor | None:
+        """The tensors of ``keys`` stacked [N, ...], each read (and verified) straight into one buffer;
+        None when one is absent or corrupt, or their records differ in dtype or shape."""
+        found = [self._index.get(key) for key in keys]
+        kinds = {(e.dtype, e.shape) for entries in found if entries for e in entries}
+        if not keys or not all(found) or len(kinds) != 1:
+            return None
+        dtype, shape = kinds.pop()
+        out = np.empty((len(keys), *shape), dtype=dtype)
+        for key, row in zip(keys, out):
+            if self._read(key, lambda entry, row=row: row) is None:
+                return None
+        return torch.from_numpy(out)
+
+    def _read(self, key: str, buffer: Callable[[_Entry], np.ndarray], reread: bool = True) -> Any:
+        """The first intact record of ``key`` read into ``buffer(entry)`` (as a tensor unless it is a
+        given array); a record is hashed the first time this process reads it, and a damaged one is
+        forgotten. ``reread=False``: a record already found intact is not read again (returns True)."""
         entries = self._index.get(key, [])
         while entries:
             entry = entries[0]
+            if entry in self._intact and not reread:
+                return True
+            out = buffer(entry)
             with open(entry.path, "rb") as f:
                 f.seek(entry.offset)
-                payload = f.read(entry.length)
-            if len(payload) == entry.length and hashlib.sha256(payload).hexdigest() == entry.sha256:
-                return torch.from_numpy(np.frombuffer(payload, dtype=entry.dtype).reshape(entry.shape).copy())
+                complete = f.readinto(memoryview(out.reshape(-1)).cast("B")) == entry.length
+            if complete and (entry in self._intact or hashlib.sha256(out).hexdigest() == entry.sha256):
+                self._intact.add(entry)
+                return out if reread else True
             entries.pop(0)
             self.dropped += 1
         self._index.pop(key, None)

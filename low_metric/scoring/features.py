@@ -54,13 +54,16 @@ def encode_into_cache(
     *,
     batch_size: int = 16,
 ) -> EncodeStats:
-    """Make sure every job's tokens [h*w, D] are in the cache; each missing image is encoded once."""
+    """Make sure every job's tokens [h*w, D] are in the cache; each missing image is encoded once.
+    ``encoder``: an Encoder, or a LazyEncoder, loaded only by a process that has images to encode."""
     if batch_size < 1:
         raise LowMetricError(f"batch size must be >= 1, got {batch_size}")
     unique = {feature_key(encoder.protocol, j): j for j in jobs}
-    todo = [(k, j) for k, j in unique.items() if cache.get(k) is None]  # get() verifies: corrupt = missing
+    todo = [(k, j) for k, j in unique.items() if not cache.verify(k)]  # corrupt = missing
     accelerator.wait_for_everyone()  # every process has listed the cache before anyone writes
     mine = todo[accelerator.process_index :: accelerator.num_processes]
+    if mine and hasattr(encoder, "load"):
+        encoder = encoder.load()
     bar = tqdm(total=len(mine), unit="img", desc=f"encode {encoder.id}", disable=not accelerator.is_main_process or not mine)
     by_mode = [[(k, j) for k, j in mine if j.square == square] for square in (False, True)]
     batches = [part[s : s + batch_size] for part in by_mode for s in range(0, len(part), batch_size)]
@@ -96,6 +99,9 @@ def check_tokens(tokens: torch.Tensor, encoder_id: str) -> None:
 
 def cached_tokens(encoder_protocol: dict, jobs: Sequence[ImageJob], cache: FeatureCache) -> torch.Tensor:
     """The cached tokens of the jobs, stacked [N, T, D]."""
+    stacked = cache.get_stacked([feature_key(encoder_protocol, job) for job in jobs])
+    if stacked is not None:
+        return stacked
     out = []
     for job in jobs:
         tokens = cache.get(feature_key(encoder_protocol, job))

@@ -8,6 +8,7 @@ content-addressed :class:`~low_metric.scoring.cache.FeatureCache`, so a rerun en
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,26 +18,20 @@ from accelerate import Accelerator
 
 from low_metric.core.alignment import a_score, ridge_a_score
 from low_metric.core.checks import positive, whole_number
-from low_metric.core.correspondence import (
-    ALPHAS,
-    PckTable,
-    descriptor_grid,
-    match_keypoints,
-    pad_keypoints,
-)
+from low_metric.core.correspondence import ALPHAS, PckTable, match_image_pairs, pad_keypoints
 from low_metric.core.errors import LowMetricError
 from low_metric.core.frame import FRAME_SIZE
-from low_metric.scoring.cache import FeatureCache
+from low_metric.scoring.cache import STAT_MEMO, FeatureCache
 from low_metric.scoring.features import ImageJob, cached_tokens, encode_into_cache
 from low_metric.scoring.results import VERSION, environment, protocol_hash
-from low_metric.sources.encoders import load_encoder
+from low_metric.sources.encoders import LazyEncoder
 from low_metric.sources.images import ImageSet, load_image, pad_to_frame
 from low_metric.sources.mini import load_mini
 from low_metric.sources.paper import BenchmarkImages
 from low_metric.sources.projector import load_projector
-from low_metric.sources.spair import SpairSet, load_spair
+from low_metric.sources.spair import SpairPair, SpairSet, load_spair
+from low_metric.sources.statmemo import StatMemo
 
-MATCH_BUDGET_BYTES = 128 * 2**20  # source + target descriptor grids of one batch of pairs
 DEFAULT_REFERENCES = ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336")
 
 
@@ -192,15 +187,25 @@ class Scorer:
         self.accelerator = accelerator or Accelerator()
         self.token = token
         self.cache = FeatureCache(config.cache_dir or default_cache_dir())
-        self.data = load_data(config)
+        self.memo = StatMemo(self.cache.root / STAT_MEMO)  # image and model-folder hashes across runs
+        with self.memo.active():
+            self.data = load_data(config)
         self._references: dict[str, tuple[tuple[int, int], dict]] | None = None
         self._reference_tokens: dict[str, dict[str, tuple[torch.Tensor, tuple[int, int]]]] = {}
         self._projectors: dict[tuple[str, int], torch.nn.Module] = {}
+        self._encoders: dict[str, LazyEncoder] = {}
 
-    def _load(self, name: str, *, scored: bool) -> Any:
+    def _lazy(self, name: str, **options: Any) -> LazyEncoder:
+        """The encoder of ``name`` and options, described once per Scorer; weights load only to encode."""
+        key = repr((name, sorted(options.items(), key=lambda kv: kv[0])))
+        if key not in self._encoders:
+            self._encoders[key] = LazyEncoder(name, **options)
+        return self._encoders[key]
+
+    def _load(self, name: str, *, scored: bool) -> LazyEncoder:
         """A scored encoder gets the run's layer, resolution, revision and diffusion options; a reference its defaults."""
         c = self.config
-        return load_encoder(
+        return self._lazy(
             name,
             layer=c.layer if scored else -2,
             resolution=c.resolution if scored else None,
@@ -234,10 +239,11 @@ class Scorer:
             every = [job for jobs in self._alignment_jobs().values() for job in jobs]
             refs = {}
             for ref_id in self.config.references:
-                encoder = self._load(ref_id, scored=False)
-                encode_into_cache(encoder, every, self.cache, self.accelerator, batch_size=self.config.batch_size)
+                with self.memo.active():
+                    encoder = self._load(ref_id, scored=False)
+                    encode_into_cache(encoder, every, self.cache, self.accelerator, batch_size=self.config.batch_size)
+                encoder.release()
                 refs[ref_id] = (encoder.grid, encoder.protocol)
-                del encoder
             self._references = refs
         return self._references
 
@@ -289,14 +295,17 @@ class Scorer:
     def score(self, name: str) -> dict[str, Any] | None:
         """One encoder's record (on the main process; None elsewhere)."""
         c = self.config
-        encoder = self._load(name, scored=True)
+        with self.memo.active():
+            encoder = self._load(name, scored=True)
         record: dict[str, Any] = {"encoder": name, "encoder_protocol": encoder.protocol}
         jobs: list[ImageJob] = []
         if c.alignment:
             jobs += [job for set_jobs in self._alignment_jobs().values() for job in set_jobs]
         pair_jobs = _pair_jobs(self.data) if c.correspondence else {}
         jobs += list(pair_jobs.values())
-        stats = encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=c.batch_size)
+        with self.memo.active():
+            stats = encode_into_cache(encoder, jobs, self.cache, self.accelerator, batch_size=c.batch_size)
+        encoder.release()
         counts = {"encoded": stats.encoded, "encoded_per_process": stats.encoded_per_process, "from_cache": stats.from_cache}
         if c.alignment:
             self.references()
@@ -338,28 +347,32 @@ class Scorer:
         return {"A": sum(per_ref.values()) / len(per_ref), "per_reference": per_ref, "mode": "projector", "projector": source, "images": len(jobs)}
 
     def _correspondence(self, encoder, pair_jobs: dict[Path, ImageJob]) -> dict[str, Any]:
-        """C per category: each image's descriptor grid built once, pairs matched in batches on the
-        accelerator's device (keypoints NaN-padded to the batch's largest count)."""
         c = self.config
-        table = PckTable(alphas=c.alphas)
-        by_category: dict[str, list] = {}
-        for pair in self.data.spair.pairs:
-            by_category.setdefault(pair.category, []).append(pair)
-        device = self.accelerator.device
-        for pairs in by_category.values():  # one category's descriptors in memory at a time
-            paths = sorted({p.src_path for p in pairs} | {p.trg_path for p in pairs})
-            tokens = cached_tokens(encoder.protocol, [pair_jobs[p] for p in paths], self.cache).to(device)
-            grids = descriptor_grid(tokens, encoder.grid, c.patch)
-            index = {path: i for i, path in enumerate(paths)}
-            step = max(1, MATCH_BUDGET_BYTES // (2 * 4 * grids[0].numel()))
-            for start in range(0, len(pairs), step):
-                batch = pairs[start:start + step]
-                pred = match_keypoints(grids[[index[p.src_path] for p in batch]], grids[[index[p.trg_path] for p in batch]],
-                                       pad_keypoints([p.src_kps_frame for p in batch]), window=c.window,
-                                       temperature=c.temperature)
-                table.add_batch([p.category for p in batch], pred, pad_keypoints([p.trg_kps_frame for p in batch]),
-                                [p.threshold for p in batch])
-        return table.summary()
+        return correspondence_table(
+            self.data.spair.pairs, lambda paths: cached_tokens(encoder.protocol, [pair_jobs[p] for p in paths], self.cache),
+            encoder.grid, patch=c.patch, window=c.window, temperature=c.temperature, alphas=c.alphas,
+            device=self.accelerator.device)
+
+
+def correspondence_table(pairs: Sequence[SpairPair], tokens_of: Callable[[list[Path]], torch.Tensor],
+                         grid: tuple[int, int], *, patch: int, window: int, temperature: float,
+                         alphas: Sequence[float], device: torch.device | str) -> dict[str, Any]:
+    """C of the pairs (SPEC 3), one category at a time: its images' tokens (``tokens_of`` their
+    paths) go to ``device``, each image's descriptor grid is built once, and every target grid meets
+    the keypoints of all its pairs in one product (:func:`match_image_pairs`)."""
+    table = PckTable(alphas=alphas)
+    by_category: dict[str, list[SpairPair]] = {}
+    for pair in pairs:
+        by_category.setdefault(pair.category, []).append(pair)
+    for category, group in by_category.items():
+        paths = sorted({p.src_path for p in group} | {p.trg_path for p in group})
+        index = {path: i for i, path in enumerate(paths)}
+        pred = match_image_pairs(tokens_of(paths).to(device), grid, [index[p.src_path] for p in group],
+                                 [index[p.trg_path] for p in group], pad_keypoints([p.src_kps_frame for p in group]),
+                                 size=patch, window=window, temperature=temperature)
+        table.add_batch([category] * len(group), pred, pad_keypoints([p.trg_kps_frame for p in group]),
+                        [p.threshold for p in group])
+    return table.summary()
 
 
 def score_encoders(names: list[str], config: ScoreConfig, accelerator: Accelerator | None = None, token: str | None = None) -> list[dict[str, Any]]:

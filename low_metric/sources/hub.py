@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from low_metric.core.errors import LowMetricError, RuntimeFailure
 from low_metric.sources import pipelines
 from low_metric.sources.names import EncoderRef
+from low_metric.sources.statmemo import file_stats, memoised
 
 OPEN_CLIP_CONFIG = "open_clip_config.json"
 # (configs, safetensors weights, pickled weights) fetched per library
@@ -44,9 +46,10 @@ def network_failure(exc: BaseException) -> str | None:
     return None
 
 
-def resolve(ref: EncoderRef, *, token: str | None, allow_pickle: bool,
-            trust_remote_code: bool) -> tuple[Path, str, str]:
-    """The folder holding ``ref``'s files, its revision (commit or content hash) and its library."""
+def resolve(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_remote_code: bool,
+            weights: bool = True) -> tuple[Path, str, str]:
+    """The folder holding ``ref``'s files, its revision (commit or content hash) and its library;
+    ``weights=False`` fetches the configs only (the weights files are still checked to exist)."""
     target = ref.target
     if ref.local or offline():
         folder = Path(target) if ref.local else cached_snapshot(target, ref.revision)
@@ -55,7 +58,7 @@ def resolve(ref: EncoderRef, *, token: str | None, allow_pickle: bool,
         library = ref.library or detect_library(files, ref.hf_hub, lambda f: folder / f, target)
         select_files(library, files, allow_pickle, target, lambda f: folder / f)
         return folder, commit, library
-    return _snapshot(target, ref.revision, token, ref.library, ref.hf_hub, allow_pickle, trust_remote_code)
+    return _snapshot(target, ref.revision, token, ref.library, ref.hf_hub, allow_pickle, trust_remote_code, weights)
 
 
 @contextlib.contextmanager
@@ -96,7 +99,7 @@ def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
 
 
 def _snapshot(repo_id: str, revision: str | None, token: str | None, library: str | None, hf_hub: bool,
-              allow_pickle: bool, trust_remote_code: bool) -> tuple[Path, str, str]:
+              allow_pickle: bool, trust_remote_code: bool, weights: bool) -> tuple[Path, str, str]:
     """List the repo at ``revision``, detect the library, fetch the needed files; returns (folder, commit, library)."""
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 
@@ -108,7 +111,8 @@ def _snapshot(repo_id: str, revision: str | None, token: str | None, library: st
             return Path(hf_hub_download(repo_id, filename, revision=info.sha, token=token))
 
         library = library or detect_library(files, hf_hub, fetch, repo_id)
-        patterns = select_files(library, files, allow_pickle, repo_id, fetch) + (["*.py"] if trust_remote_code else [])
+        patterns = select_files(library, files, allow_pickle, repo_id, fetch)
+        patterns = (patterns if weights else FILES[library][0]) + (["*.py"] if trust_remote_code else [])
         # by the name asked for, so the cache records the branch (for HF_HUB_OFFLINE) too
         folder = Path(snapshot_download(repo_id, revision=revision, token=token, allow_patterns=patterns))
     return folder, folder.name, library  # a snapshot folder is named after its commit
@@ -192,10 +196,19 @@ def _json(path: Path, name: str) -> dict:
 
 
 def content_hash(folder: Path) -> str:
+    """``sha256:`` + the hash of a folder's files (relative paths and bytes), read again only when a
+    file's size or modification time changed (in this process, or across runs with a stat memo)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    key = tuple((p.relative_to(folder).as_posix(), *file_stats([p])[0]) for p in files)
+    return memoised(f"folder:{folder.resolve()}", files, lambda: _files_hash(key))
+
+
+@functools.lru_cache(maxsize=64)
+def _files_hash(files: tuple[tuple[str, str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with path.open("rb") as f:
+    for relative, path, _, _ in files:
+        digest.update(relative.encode() + b"\0")
+        with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return "sha256:" + digest.hexdigest()

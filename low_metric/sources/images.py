@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from low_metric.core.errors import LowMetricError
 from low_metric.core.frame import FRAME_SIZE, Frame
+from low_metric.sources.statmemo import memoised
 
 ImageSource = str | Path | bytes
 """A path to an image file, or the encoded bytes of one."""
@@ -61,14 +62,16 @@ def _file_hash(path: str, size: int, mtime_ns: int) -> str:
 
 def source_hash(source: ImageSource) -> str:
     """:func:`content_hash` of an image source; a file is decoded for it once while its size and
-    modification time stay the same (the SPair set and an image set over the same files share it)."""
+    modification time stay the same (the SPair set and an image set over the same files share it),
+    across runs when a :mod:`~low_metric.sources.statmemo` is active (the scorer's, beside its cache)."""
     if isinstance(source, (str, Path)):
+        path = Path(source).resolve()
         try:
-            stat = Path(source).stat()
+            stat = path.stat()
         except OSError:
             pass  # load_image reports it
         else:
-            return _file_hash(str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns)
+            return memoised(f"pixels:{path}", [path], lambda: _file_hash(str(path), stat.st_size, stat.st_mtime_ns))
     return content_hash(load_image(source))
 
 

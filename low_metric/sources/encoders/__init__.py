@@ -4,14 +4,18 @@ Names are parsed by :mod:`low_metric.sources.names`; the library comes from a ``
 from the repo's files (a transformers ``config.json`` with ``model_type``, a timm ``config.json``
 with ``architecture``, an ``open_clip_config.json``, a diffusers ``model_index.json``). One module
 per family (``*_family``) turns a folder of files into an :class:`Encoder`; ``X+Y`` gives a
-:class:`ConcatEncoder`. The libraries are imported on first use (they take seconds to import).
+:class:`ConcatEncoder`. The libraries are imported on first use (they take seconds to import). :func:`describe_encoder` gives an
+encoder's protocol without its weights, so a :class:`LazyEncoder` loads them only to encode.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections import Counter
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -30,7 +34,7 @@ from low_metric.sources.names import EncoderRef, parse_encoder_id
 FAMILIES = {"transformers": "transformers_family", "timm": "timm_family", "open_clip": "open_clip_family",
             "diffusers": "diffusers_family"}
 
-__all__ = ["ConcatEncoder", "Encoder", "load_encoder"]
+__all__ = ["ConcatEncoder", "Encoder", "LazyEncoder", "describe_encoder", "load_encoder"]
 
 
 def load_encoder(name: str, *, layer: int = -2, resolution: int | tuple[int, int] | None = None,
@@ -56,6 +60,24 @@ def load_encoder(name: str, *, layer: int = -2, resolution: int | tuple[int, int
             blocks; default the first), the prompt (default empty) and the noise seed. Other families
             ignore them.
     """
+    return _build(name, weights=True, layer=layer, resolution=resolution, dtype=dtype, revision=revision,
+                  device=device, trust_remote_code=trust_remote_code, token=token, feature=feature,
+                  allow_pickle=allow_pickle, timestep=timestep, block=block, prompt=prompt, seed=seed)
+
+
+def describe_encoder(name: str, **options: Any) -> dict[str, Any] | None:
+    """The ``protocol`` that ``load_encoder(name, **options)`` would give, from the repo's config
+    files and commit alone: no weights are fetched or read. Each family builds its model's skeleton
+    on PyTorch's meta device (no memory, no compute) to learn the grid and width. None when a family
+    cannot describe without loading (it has no ``weights`` option)."""
+    encoder = _build(name, weights=False, **options)
+    return None if encoder is None else encoder.protocol
+
+
+def _build(name: str, *, weights: bool, layer: int = -2, resolution: int | tuple[int, int] | None = None,
+           dtype: str = "float32", revision: str | None = None, device: str = "cpu", trust_remote_code: bool = False,
+           token: str | None = None, feature: int | str | None = None, allow_pickle: bool = False,
+           timestep: int = 1, block: int | str | None = None, prompt: str = "", seed: int = 0) -> Encoder | None:
     if dtype not in DTYPES:
         raise LowMetricError(f"bad dtype '{dtype}': use one of {', '.join(DTYPES)}")
     check_dtype_device(DTYPES[dtype], torch.device(device))
@@ -71,9 +93,41 @@ def load_encoder(name: str, *, layer: int = -2, resolution: int | tuple[int, int
     options = dict(layer=layer, resolution=input_size(resolution), dtype=dtype, device=device,
                    trust_remote_code=trust_remote_code, feature=feature,
                    diffusion=dict(timestep=timestep, block=block, prompt=prompt, seed=seed))
-    parts = [_load_one(ref, token=token, allow_pickle=allow_pickle, **options)
+    parts = [_load_one(ref, token=token, allow_pickle=allow_pickle, weights=weights, **options)
              for ref in parse_encoder_id(name, revision=revision)]
+    if any(p is None for p in parts):
+        return None
     return parts[0] if len(parts) == 1 else ConcatEncoder(parts)
+
+
+class LazyEncoder:
+    """An encoder by name and load options whose ``protocol`` (and so its cache keys, ``grid`` and
+    ``dim``) is known from :func:`describe_encoder` before, and often instead of, loading it: the
+    weights are loaded on the first :meth:`load`, once, and dropped by :meth:`release`."""
+
+    def __init__(self, name: str, **options: Any) -> None:
+        self.name, self.options = name, options
+        self._encoder: Encoder | None = None
+        self._described = describe_encoder(name, **options)
+        self.protocol: dict[str, Any] = self._described if self._described is not None else self.load().protocol
+
+    id = property(lambda self: self.protocol["id"])
+    grid = property(lambda self: tuple(self.protocol["grid"]))
+    dim = property(lambda self: self.protocol["dim"])
+
+    def load(self) -> Encoder:
+        """The loaded encoder (loaded now if it was not), with the protocol described before."""
+        if self._encoder is None:
+            encoder = load_encoder(self.name, **self.options)
+            if self._described not in (None, encoder.protocol):
+                raise LowMetricError(f"'{self.name}': the protocol its configs describe differs from the loaded "
+                                     "model's (did the repo change during the run?): run again")
+            self._encoder = encoder
+        return self._encoder
+
+    def release(self) -> None:
+        """Drop the loaded model (the protocol stays)."""
+        self._encoder = None
 
 
 def on_hub(ref: EncoderRef) -> EncoderRef:
@@ -85,20 +139,33 @@ def on_hub(ref: EncoderRef) -> EncoderRef:
     return EncoderRef(ref.library, ref.hf_hub, hub_id(ref.target), ref.revision)
 
 
-def _load_one(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_remote_code: bool,
-              diffusion: dict[str, object], **options: object) -> Encoder:
+LOADS = Counter()  # id -> how many times this process loaded that encoder's weights
+
+
+def _load_one(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_remote_code: bool, weights: bool,
+              diffusion: dict[str, object], **options: object) -> Encoder | None:
     ref = on_hub(ref)
-    folder, commit, library = resolve(ref, token=token, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    folder, commit, library = resolve(ref, token=token, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+                                      weights=weights)
     name = str(Path(ref.target).resolve()) if ref.local else ref.target  # one id however the path is spelled
-    extra = diffusion if library == "diffusers" else {}
+    load = family(library)
+    if library == "diffusers":
+        options = {**options, **diffusion}
+    if not weights:
+        if "weights" not in inspect.signature(load).parameters:
+            return None
+        options = {**options, "weights": False}
     try:
-        return family(library)(name, commit, folder, trust_remote_code=trust_remote_code, **options, **extra)
+        encoder = load(name, commit, folder, trust_remote_code=trust_remote_code, **options)
     except LowMetricError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, SafetensorError) as exc:  # damaged files
         detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise LowMetricError(f"'{ref.target}': its {library} files do not load ({type(exc).__name__}: "
                              f"{detail[:200]})") from None
+    if weights:
+        LOADS[name] += 1
+    return encoder
 
 
 def family(library: str) -> Callable[..., Encoder]:

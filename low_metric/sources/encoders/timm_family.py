@@ -27,10 +27,12 @@ def hub_id(architecture: str) -> str:
 
 
 def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tuple[int, int] | None,
-                  dtype: str, device: str, trust_remote_code: bool, feature: int | str | None) -> Encoder:
+         dtype: str, device: str, trust_remote_code: bool, feature: int | str | None, weights: bool = True) -> Encoder:
+    """The encoder; ``weights=False``: its skeleton on the meta device, enough for its protocol."""
     import timm
 
-    model = timm.create_model(f"local-dir:{folder}", pretrained=True)
+    with torch.device("meta" if not weights else "cpu"):
+        model = timm.create_model(f"local-dir:{folder}", pretrained=weights)
     if resolution and hasattr(model, "set_input_size"):
         model.set_input_size(img_size=resolution)
     config = timm.data.resolve_model_data_config(model)
@@ -44,7 +46,7 @@ def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tupl
 
     return Encoder(id=name, revision=revision, library="timm", model=model, native=native, grid=grid,
                    mean=config["mean"], std=config["std"], interpolation=config["interpolation"], dtype=dtype,
-                   device=device, native_summary=config, resolution=resolution,
+                   device=device if weights else "meta", native_summary=config, resolution=resolution,
                    architecture=model.pretrained_cfg.get("architecture"), **settings)
 
 

@@ -17,7 +17,9 @@ from low_metric.sources.encoders.base import DTYPES, Encoder, check_layer, pil_n
 
 
 def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tuple[int, int] | None,
-                          dtype: str, device: str, trust_remote_code: bool, feature: Any) -> Encoder:
+         dtype: str, device: str, trust_remote_code: bool, feature: Any, weights: bool = True) -> Encoder:
+    """The encoder; ``weights=False``: its skeleton on the meta device (no weights read, no memory),
+    enough for its protocol. The model keeps only the blocks up to ``layer`` (checked on a probe)."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModel
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
@@ -34,21 +36,9 @@ def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tupl
         raise LowMetricError(f"'{name}' ({config.model_type}) has no vision tower")
     if not any(folder.glob("*processor_config.json")):
         raise LowMetricError(f"'{name}' has no preprocessor_config.json")
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # a full CLIP/SigLIP checkpoint's text tower is unused: no load report
-    try:
-        model, info = model_class.from_pretrained(folder, config=tower, dtype=DTYPES[dtype], output_loading_info=True,
-                                                  use_safetensors=any(folder.glob("*.safetensors")),
-                                                  trust_remote_code=trust_remote_code)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    model = _model(name, folder, model_class, tower, dtype, trust_remote_code) if weights else _skeleton(model_class, tower, dtype)
     if getattr(model, "main_input_name", None) != "pixel_values":
         raise LowMetricError(f"'{name}' ({config.model_type}) has no vision tower")
-    if info["missing_keys"]:
-        raise LowMetricError(f"'{name}' lacks {len(info['missing_keys'])} weights of {type(model).__name__} "
-                             f"(e.g. {sorted(info['missing_keys'])[0]})")
     processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
     kwargs = _processor_size(processor, resolution) if resolution else {}
     forward_kwargs = {"output_hidden_states": True}
@@ -59,10 +49,22 @@ def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tupl
     def native(images: list[Image.Image]) -> torch.Tensor:
         return processor(images=images, return_tensors="pt", **kwargs)["pixel_values"]
 
-    def grid(pixels: torch.Tensor) -> torch.Tensor:
+    def states(pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         output = model(pixel_values=pixels, **forward_kwargs)
-        states = getattr(output, "reshaped_hidden_states", None) or output.hidden_states
-        tokens = states[check_layer(layer, len(states), name, "hidden states (embeddings included)")]
+        return getattr(output, "reshaped_hidden_states", None) or output.hidden_states
+
+    probe_device = "meta" if not weights else device
+    probe = torch.randn(1, 3, *native([Image.new("RGB", (256, 256))]).shape[-2:], generator=torch.Generator().manual_seed(0))
+    probe = probe.to(probe_device, DTYPES[dtype])
+    model.eval().to(probe_device)
+    with torch.inference_mode():
+        full = states(probe)
+    index = check_layer(layer, len(full), name, "hidden states (embeddings included)")
+    if weights:
+        _stop_after(model, index, len(full) - 1, lambda: states(probe)[index], full[index])
+
+    def grid(pixels: torch.Tensor) -> torch.Tensor:
+        tokens = states(pixels)[index]
         if tokens.ndim == 4:
             return tokens
         return _tokens_to_grid(tokens, pixels.shape[-2:], patch, name)
@@ -72,8 +74,50 @@ def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tupl
                for k in ("size", "crop_size", "do_center_crop", "image_mean", "image_std")}, **kwargs}
     return Encoder(id=name, revision=revision, library="transformers", model=model, native=native, grid=grid,
                    mean=processor.image_mean, std=processor.image_std, interpolation=pil_name(resample), dtype=dtype,
-                   device=device, native_summary=summary, layer=layer, resolution=resolution,
+                   device=device if weights else "meta", native_summary=summary, layer=layer, resolution=resolution,
                    model_class=type(model).__name__)
+
+
+def _model(name: str, folder: Path, model_class: Any, tower: Any, dtype: str, trust_remote_code: bool) -> Any:
+    """The vision tower with its weights (every one present in the checkpoint)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a full CLIP/SigLIP checkpoint's text tower is unused: no load report
+    try:
+        model, info = model_class.from_pretrained(folder, config=tower, dtype=DTYPES[dtype], output_loading_info=True,
+                                                  use_safetensors=any(folder.glob("*.safetensors")),
+                                                  trust_remote_code=trust_remote_code)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if info["missing_keys"]:
+        raise LowMetricError(f"'{name}' lacks {len(info['missing_keys'])} weights of {type(model).__name__} "
+                             f"(e.g. {sorted(info['missing_keys'])[0]})")
+    return model
+
+
+def _skeleton(model_class: Any, tower: Any, dtype: str) -> Any:
+    """The vision tower's modules on the meta device: shapes without weights or memory."""
+    with torch.device("meta"):
+        return model_class._from_config(tower, dtype=DTYPES[dtype])
+
+
+def _stop_after(model: Any, blocks: int, total: int, run: Any, expected: Any) -> None:
+    """Drop the blocks after the first ``blocks`` of the model's block list (the one ModuleList of
+    ``total`` modules): hidden state ``blocks`` no longer computes blocks it throws away. Kept only
+    if ``run()`` then gives exactly ``expected`` (the full model's hidden state), else undone."""
+    from torch import nn
+
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == total]
+    if len(lists) != 1 or blocks >= total:
+        return
+    (layers,) = lists
+    dropped = list(layers[blocks:])
+    del layers[blocks:]
+    with torch.inference_mode():
+        same = torch.equal(run(), expected)
+    if not same:
+        layers.extend(dropped)
 
 
 def _processor_size(processor: Any, resolution: tuple[int, int]) -> dict[str, Any]:

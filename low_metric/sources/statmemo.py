@@ -1,0 +1,100 @@
+"""Hashes derived from files, remembered across runs while the files keep their size and mtime.
+
+Decoding an image to hash its pixels, or reading a model folder to hash its content, costs more
+than anything else a rerun does once its features are cached. A :class:`StatMemo` keeps each such
+hash in one JSON file with the (path, size, mtime_ns) of the files it was computed from; a file
+that changes (another size or modification time) is hashed again. The scorer keeps its memo beside
+the feature cache and makes it :meth:`StatMemo.active` while it reads data and models; outside that,
+hashes are memoised for the process only.
+
+File: ``{"format": "low_metric.stat_memo/1", "entries": {name: {"stats": [[path, size, mtime_ns],
+...], "hash": hex}}}``, written atomically; a damaged or foreign file is ignored (and replaced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+
+FORMAT = "low_metric.stat_memo/1"
+_HASH = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+_ACTIVE: ContextVar[StatMemo | None] = ContextVar("low_metric_stat_memo", default=None)
+
+
+def file_stats(paths: Sequence[Path]) -> list[list]:
+    """[resolved path, size, mtime_ns] of each file (OSError when one cannot be read)."""
+    out = []
+    for path in paths:
+        stat = path.stat()
+        out.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    return out
+
+
+class StatMemo:
+    """Hashes by name, each valid while its files' stats are those recorded with it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.entries: dict[str, dict] = {}
+        self._dirty = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return
+        if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("entries"), dict):
+            self.entries = {k: v for k, v in data["entries"].items() if _valid(v)}
+
+    def lookup(self, name: str, files: Sequence[Path], compute: Callable[[], str]) -> str:
+        """The hash recorded under ``name`` if ``files`` are unchanged, else ``compute()`` (recorded)."""
+        stats = file_stats(files)
+        entry = self.entries.get(name)
+        if entry is not None and entry["stats"] == stats:
+            return entry["hash"]
+        value = compute()
+        self.entries[name] = {"stats": stats, "hash": value}
+        self._dirty = True
+        return value
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[StatMemo]:
+        """Use this memo for :func:`memoised` hashes within the block, then save it."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+            self.save()
+
+    def save(self) -> None:
+        """Write the memo atomically (a concurrent writer's entries may be lost: they are recomputed)."""
+        if not self._dirty:
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"format": FORMAT, "entries": self.entries}, f)
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)  # a memo that cannot be written costs time, not results
+
+
+def _valid(entry: object) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("hash"), str) and bool(_HASH.match(entry["hash"]))
+            and isinstance(entry.get("stats"), list)
+            and all(isinstance(s, list) and len(s) == 3 and isinstance(s[0], str) and all(isinstance(v, int) for v in s[1:])
+                    for s in entry["stats"]))
+
+
+
+
+def memoised(name: str, files: Sequence[Path], compute: Callable[[], str]) -> str:
+    """``compute()``, or the active memo's hash of ``name`` while ``files`` are unchanged."""
+    memo = _ACTIVE.get()
+    return compute() if memo is None else memo.lookup(name, files, compute)
