@@ -613,8 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (what each publish did) on stdout")
     p.set_defaults(func=cmd_publish)
 
-    p = sub.add_parser("leaderboard", help="a results dataset on the Hub as one table")
-    p.add_argument("dataset", help="results dataset id, e.g. org/encoder-results")
+    p = sub.add_parser("leaderboard", help="a results dataset (on the Hub or in a local folder) as one table")
+    p.add_argument("dataset", help="results dataset id, e.g. org/encoder-results, or a local folder in its layout")
     p.add_argument("--revision", help="a branch, tag or commit of the dataset (default: main)")
     p.add_argument("--output", help="also write the table as .csv or .json")
     p.add_argument("--json", action="store_true", help="print one JSON object (the rows) on stdout")

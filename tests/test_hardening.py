@@ -576,3 +576,27 @@ def test_an_invalid_id_through_evaluates_encoder_configuration_is_one_line():
     metric = evaluate.load(str(metric_file()), "encoder")
     message = one_line(lambda: metric.compute(predictions=["bad id with spaces"], references=[["org/reference"]]))
     assert "'bad id with spaces' is not a valid Hub model id" in message
+
+
+def test_leaderboard_reads_a_local_folder_and_skips_bad_files_naming_them(record, tmp_path, capsys):
+    results = _results_file(tmp_path, record)
+    assert main(["publish", str(results), "--dataset", "hardening/board", "--local-dir", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / "datasets" / "hardening" / "board"
+    (good,) = folder.glob("results/**/*.jsonl")
+    row = json.loads(good.read_text())
+    bad_record = copy.deepcopy(record)
+    bad_record["A"]["A"] = "high"
+    bad = {
+        "results/a--high/x.jsonl": json.dumps({**row, "record": json.dumps(bad_record)}),
+        "results/b--hash/x.jsonl": json.dumps({**row, "protocol_hash": 7}),
+        "results/c--text/x.jsonl": "not json at all",
+    }
+    for path, text in bad.items():
+        (folder / path).parent.mkdir(parents=True)
+        (folder / path).write_text(text + "\n")
+    capsys.readouterr()
+    with pytest.warns(UserWarning) as caught:
+        assert main(["leaderboard", str(folder), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["encoder"] for r in rows] == [record["encoder"]]
+    assert {p for p in bad if any(p in str(w.message) for w in caught)} == set(bad)

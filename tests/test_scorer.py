@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from low_metric.cli import main
-from low_metric.core.errors import LowMetricError
 from low_metric.scoring.cache import FeatureCache
 from low_metric.sources.mini import load_mini
 

@@ -504,16 +504,22 @@ _BOARDS: dict[tuple[str, str, str | None], tuple[float, list[dict[str, Any]]]] =
 def read_leaderboard(dataset_id: str, *, revision: str | None = None, token: str | None = None,
                      max_age: float = 0.0) -> list[dict[str, Any]]:
     """The results dataset as one table of checked rows (see :func:`low_metric.hub.leaderboard.merge_results`),
-    read in one ``snapshot_download``; a table read less than ``max_age`` seconds ago is reused."""
+    read in one ``snapshot_download`` (or from a local folder in the same layout, e.g. one written by
+    ``publish --local-dir``); a table read less than ``max_age`` seconds ago is reused."""
     from huggingface_hub import snapshot_download
 
     key = (_endpoint(), dataset_id, revision)
     if max_age > 0 and key in _BOARDS and time.monotonic() - _BOARDS[key][0] < max_age:
         return [dict(r) for r in _BOARDS[key][1]]
-    token = resolve_token(token, required=False)
-    with hub_errors(f"dataset {dataset_id}", token):
-        folder = Path(snapshot_download(dataset_id, repo_type="dataset", revision=revision, token=token,
-                                        allow_patterns=[f"{RESULTS_DIR}/**"]))
+    if Path(dataset_id).is_dir():
+        if revision is not None:
+            raise LowMetricError(f"revision applies to a Hub dataset, not to the local folder {dataset_id}")
+        folder = Path(dataset_id)
+    else:
+        token = resolve_token(token, required=False)
+        with hub_errors(f"dataset {dataset_id}", token):
+            folder = Path(snapshot_download(dataset_id, repo_type="dataset", revision=revision, token=token,
+                                            allow_patterns=[f"{RESULTS_DIR}/**"]))
     files = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8", errors="replace")
              for p in sorted(folder.glob(DATA_FILES))}
     rows = merge_results(files)

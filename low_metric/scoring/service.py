@@ -58,7 +58,10 @@ class ServiceScorer(Scorer):
             return super()._load(name, scored=True)
         key = (name, self.config.dtype, str(self.accelerator.device))
         if key not in _REFERENCES:
-            _REFERENCES[key] = super()._load(name, scored=False)
+            reference = super()._load(name, scored=False)
+            reference.keep = True  # loaded once, before any request, and kept between requests
+            reference.load()
+            _REFERENCES[key] = reference
         return _REFERENCES[key]
 
     def reference_encoders(self) -> list[Any]:
@@ -69,7 +72,7 @@ class ServiceScorer(Scorer):
         """Whether every reference's tokens on the A images are already in the feature cache (which a
         forked worker may have filled: it is read again)."""
         self.cache.refresh()
-        hashes = self.data.image_set.hashes if self.config.alignment else []
+        hashes = {h for images in self.data.image_sets.values() for h in images.hashes} if self.config.alignment else ()
         return all(feature_key(enc.protocol, ImageJob(h, lambda: None, square=False)) in self.cache
                    for enc in self.reference_encoders() for h in hashes)
 
@@ -95,7 +98,7 @@ def gpu_seconds(config: ScoreConfig, weight_bytes: int, parts: int = 1) -> int:
     """The GPU time one request needs: start, weights, and every image each encoder part encodes
     (the references' too, until their tokens are cached)."""
     scorer = scorer_for(config)
-    a_images = len(scorer.data.image_set.hashes) if config.alignment else 0
+    a_images = len({h for images in scorer.data.image_sets.values() for h in images.hashes}) if config.alignment else 0
     c_images = len(scorer.data.spair.images) if config.correspondence else 0
     references = 0 if scorer.references_cached() else a_images * len(config.references)
     images = (a_images + c_images) * parts + references

@@ -107,6 +107,7 @@ class LazyEncoder:
 
     def __init__(self, name: str, **options: Any) -> None:
         self.name, self.options = name, options
+        self.keep = False
         self._encoder: Encoder | None = None
         self._described = describe_encoder(name, **options)
         self.protocol: dict[str, Any] = self._described if self._described is not None else self.load().protocol
@@ -126,8 +127,9 @@ class LazyEncoder:
         return self._encoder
 
     def release(self) -> None:
-        """Drop the loaded model (the protocol stays)."""
-        self._encoder = None
+        """Drop the loaded model (the protocol stays), unless it is to be ``kept`` (a service's references)."""
+        if not self.keep:
+            self._encoder = None
 
 
 def on_hub(ref: EncoderRef) -> EncoderRef:
