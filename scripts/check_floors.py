@@ -22,8 +22,9 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAY = Path(os.environ.get("LOW_METRIC_FLOORS", ROOT / ".venv-floors")).resolve()
-FLOORED = {"transformers": "transformers", "timm": "timm", "open_clip_torch": "open_clip", "huggingface_hub": "huggingface_hub",
-           "evaluate": "evaluate", "datasets": "datasets", "gradio": "gradio", "accelerate": "accelerate"}
+FLOORED = {"transformers": "transformers", "timm": "timm", "open_clip_torch": "open_clip", "diffusers": "diffusers",
+           "huggingface_hub": "huggingface_hub", "evaluate": "evaluate", "datasets": "datasets", "gradio": "gradio",
+           "accelerate": "accelerate"}
 COMPANIONS = {  # what the floors pin that the main environment (newest releases) does not meet
     "tokenizers": "0.22.2",  # transformers 5.6: tokenizers<=0.23.0 (0.23.0 itself was never released)
     "gradio_client": "2.4.0",  # gradio 6.11: gradio-client==2.4.0

@@ -13,5 +13,5 @@ rm -rf "$OVERLAY"  # pip --target keeps an older copy beside a newer one: start 
 "$PY" -m pip install --quiet --target "$OVERLAY" --no-deps $("$PY" scripts/check_floors.py --pins)
 export PYTHONPATH="$OVERLAY${PYTHONPATH:+:$PYTHONPATH}" LOW_METRIC_FLOORS="$OVERLAY" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-2}"
 "$PY" scripts/check_floors.py
-"$PY" -m pytest -q -p no:cacheprovider tests/test_encoders.py tests/test_publish.py tests/test_space_builds.py \
-    tests/test_metric.py tests/test_metric_space.py
+"$PY" -m pytest -q -p no:cacheprovider tests/test_encoders.py tests/test_diffusion.py tests/test_publish.py \
+    tests/test_space_builds.py tests/test_metric.py tests/test_metric_space.py
