@@ -413,3 +413,26 @@ def test_transformers_encoders_stop_at_the_requested_layer(repo: str, model_clas
     assert torch.equal(encoder.forward(pixels), expected)
     last = load_encoder(name, layer=-1)  # the last hidden state needs every block
     assert [len(m) for m in last.model.modules() if isinstance(m, torch.nn.ModuleList)] == [len(blocks)]
+
+
+def test_a_remembered_protocol_serves_only_its_commit(model_repos: ModelRepos, tmp_path: Path) -> None:
+    """With a stat memo active (the scorer's, beside its cache), a described protocol is remembered
+    under the repo's commit and options: read back, not rebuilt; an entry whose revision is not the
+    commit the repo resolves to now is not trusted."""
+    from low_metric.sources.statmemo import StatMemo
+
+    path = tmp_path / "memo.json"
+    with StatMemo(path).active() as memo:
+        described = describe_encoder(model_repos.timm_vit)
+    (key,) = [k for k in memo.entries if k.startswith("protocol:")]
+    assert memo.entries[key]["value"] == described == load_encoder(model_repos.timm_vit).protocol
+    data = json.loads(path.read_text())
+    data["entries"][key]["value"]["dim"] = 7  # a remembered value is what is served...
+    path.write_text(json.dumps(data))
+    with StatMemo(path).active():
+        assert describe_encoder(model_repos.timm_vit)["dim"] == 7
+        assert describe_encoder(model_repos.timm_vit, layer=1)["dim"] == 32  # (other options: another entry)
+    data["entries"][key]["value"]["revision"] = "0" * 40  # ...unless it is not of the current commit
+    path.write_text(json.dumps(data))
+    with StatMemo(path).active():
+        assert describe_encoder(model_repos.timm_vit) == described

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 from torch import nn
-from torchvision.transforms.functional import normalize, to_tensor
 
 from low_metric.core.errors import LowMetricError
 from low_metric.sources.projector import load_projector
@@ -60,6 +59,8 @@ class Encoder:
             return self._native(images)
         height, width = self.image_size
         resample = Image.Resampling[self.interpolation.upper()]
+        from torchvision.transforms.functional import normalize, to_tensor  # seconds to import: only to encode
+
         return torch.stack([normalize(to_tensor(ImageOps.pad(im, (width, height), method=resample, color=0)),
                                       self.mean, self.std) for im in images])
 
