@@ -9,7 +9,8 @@
    categories, tokens read from a real feature cache): ``correspondence_table`` against the same
    stage pair by pair, each in a fresh process; peak memory is the growth of its peak RSS during
    the stage (Linux: the peak is reset once the pairs are built and the cache opened). Both give
-   the same C.
+   the same C. Both read (and verify) the same tokens from the cache: the ratio is shown with and
+   without that shared cost.
 
     python benchmarks/bench_correspondence.py [--pairs 2000] [--repeats 3] [--quick]
 """
@@ -142,8 +143,13 @@ def stage_worker(method: str, cache_dir: str, n_pairs: int, n_images: int, p: in
     pairs = spair_pairs(n_pairs, n_images)
     cache = FeatureCache(cache_dir)
 
+    reading = [0.0]
+
     def tokens_of(paths):  # as the scorer reads them (features.cached_tokens)
-        return cache.get_stacked([str(path) for path in paths])
+        start = time.perf_counter()
+        tokens = cache.get_stacked([str(path) for path in paths])
+        reading[0] += time.perf_counter() - start
+        return tokens
 
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS (Linux)
     before = _status_kb("VmRSS")
@@ -153,7 +159,7 @@ def stage_worker(method: str, cache_dir: str, n_pairs: int, n_images: int, p: in
                                  alphas=(0.1, 0.05, 0.01), device="cpu")["C"]
     else:
         c = stage_loop(pairs, tokens_of, p)["C"]
-    print(f"{time.perf_counter() - start} {c!r} {(_status_kb('VmHWM') - before) * 1024}")
+    print(f"{time.perf_counter() - start} {c!r} {(_status_kb('VmHWM') - before) * 1024} {reading[0]}")
 
 
 def _status_kb(field: str) -> int:
@@ -161,13 +167,14 @@ def _status_kb(field: str) -> int:
     return int(line.split()[1])
 
 
-def run_stage(method: str, cache_dir: str, n_pairs: int, n_images: int, p: int) -> tuple[float, float, int]:
-    """(seconds, C, peak RSS growth in bytes during the stage) of one C stage in a fresh process."""
+def run_stage(method: str, cache_dir: str, n_pairs: int, n_images: int, p: int) -> tuple[float, float, int, float]:
+    """(seconds, C, peak RSS growth in bytes during the stage, seconds reading the cache) of one C
+    stage in a fresh process."""
     args = [sys.executable, __file__, "--worker", method, cache_dir, str(n_pairs), str(n_images), str(p),
             str(torch.get_num_threads())]
     out = subprocess.run(args, stdout=subprocess.PIPE, text=True, check=True).stdout
-    seconds, c, peak = out.split()
-    return float(seconds), float(c), int(peak)
+    seconds, c, peak, reading = out.split()
+    return float(seconds), float(c), int(peak), float(reading)
 
 
 def stage(n_pairs: int, n_images: int, repeats: int) -> None:
@@ -179,17 +186,19 @@ def stage(n_pairs: int, n_images: int, repeats: int) -> None:
         print(f"\n2. the scorer's C stage: {n_pairs} synthetic pairs over {per_cat * CATEGORIES} images in "
               f"{CATEGORIES} categories (tokens [{GRID[0] * GRID[1]}, {D}] from a feature cache), each run in a "
               f"fresh process, best of {repeats}")
-        print(f"   {'P':>3}  {'loop s':>8}  {'stage s':>8}  {'loop/stage':>10}  {'loop MB':>8}  {'stage MB':>8}  "
-              f"{'loop/stage':>10}  {'C loop':>8}  {'C stage':>8}")
+        print(f"   {'P':>3}  {'loop s':>8}  {'stage s':>8}  {'loop/stage':>10}  {'(reading)':>9}  {'loop MB':>8}  "
+              f"{'stage MB':>8}  {'loop/stage':>10}  {'C loop':>8}  {'C stage':>8}")
         for p in (16, 60):
             runs: dict[str, list] = {"loop": [], "stage": []}
             for _ in range(repeats):
                 for method in runs:
                     runs[method].append(run_stage(method, cache_dir, n_pairs, n_images, p))
-            (t_loop, c_loop, m_loop), (t_stage, c_stage, m_stage) = min(runs["loop"]), min(runs["stage"])
+            (t_loop, c_loop, m_loop, r_loop), (t_stage, c_stage, m_stage, r_stage) = min(runs["loop"]), min(runs["stage"])
             mb_loop, mb_stage = m_loop / 2**20, m_stage / 2**20
-            print(f"   {p:>3}  {t_loop:>8.2f}  {t_stage:>8.2f}  {t_loop / t_stage:>9.1f}x  {mb_loop:>8.0f}  "
+            print(f"   {p:>3}  {t_loop:>8.2f}  {t_stage:>8.2f}  {t_loop / t_stage:>9.1f}x  {r_stage:>8.2f}s  {mb_loop:>8.0f}  "
                   f"{mb_stage:>8.0f}  {mb_loop / max(mb_stage, 1):>9.1f}x  {c_loop:>8.3f}  {c_stage:>8.3f}")
+            print(f"        without reading the cache (the same {r_loop:.2f} / {r_stage:.2f} s in both): "
+                  f"{(t_loop - r_loop) / (t_stage - r_stage):.1f}x")
             assert abs(c_loop - c_stage) < 0.05, "the C stage and the loop disagree"
 
 

@@ -101,7 +101,11 @@ def test_stat_memo_keeps_a_hash_while_its_file_is_unchanged(tmp_path):
     assert memo.entries == {}
     memo.lookup("pixels:a", [image], compute)
     memo.save()
-    assert len(computed) == 5 and json.loads(path.read_text())["format"] == "low_metric.stat_memo/1"
+    assert len(computed) == 5 and json.loads(path.read_text())["format"] == "low_metric.stat_memo/2"
+    data = json.loads(path.read_text())
+    data["entries"]["pixels:a"]["value"] = "f" * 64  # edited by hand: its checksum fails, so it is computed again
+    path.write_text(json.dumps(data))
+    assert StatMemo(path).lookup("pixels:a", [image], compute) == f"{6:064x}" and len(computed) == 6
 
 
 def test_the_stat_memo_lives_beside_the_shards(tmp_path):

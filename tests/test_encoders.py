@@ -417,3 +417,35 @@ def test_transformers_encoders_stop_at_the_requested_layer(repo: str, model_clas
     assert torch.equal(encoder.forward(pixels), expected)
     last = load_encoder(name, layer=-1)  # the last hidden state needs every block
     assert [len(m) for m in last.model.modules() if isinstance(m, torch.nn.ModuleList)] == [len(blocks)]
+
+
+def test_a_remembered_protocol_serves_only_its_commit(model_repos: ModelRepos, tmp_path: Path) -> None:
+    """With a stat memo active (the scorer's, beside its cache), a described protocol is remembered
+    under the repo's commit and options: read back, not rebuilt; an entry whose checksum fails, or
+    whose revision is not the commit the repo resolves to now, is not trusted."""
+    from low_metric.sources.statmemo import StatMemo, _digest
+
+    path = tmp_path / "memo.json"
+    with StatMemo(path).active() as memo:
+        described = describe_encoder(model_repos.timm_vit)
+    (key,) = [k for k in memo.entries if k.startswith("protocol:")]
+    assert memo.entries[key]["value"] == described == load_encoder(model_repos.timm_vit).protocol
+    data = json.loads(path.read_text())
+    entry = data["entries"][key]
+
+    def rewrite(value: dict, *, digest: bool) -> None:
+        entry["value"] = value
+        if digest:
+            entry["sha256"] = _digest(key, entry["stats"], value)
+        path.write_text(json.dumps(data))
+
+    rewrite({**described, "dim": 7}, digest=True)  # a remembered value (its checksum intact) is what is served...
+    with StatMemo(path).active():
+        assert describe_encoder(model_repos.timm_vit)["dim"] == 7
+        assert describe_encoder(model_repos.timm_vit, layer=1)["dim"] == 32  # (other options: another entry)
+    rewrite({**described, "dim": 9}, digest=False)  # ...unless its checksum fails (edited, damaged)...
+    with StatMemo(path).active():
+        assert describe_encoder(model_repos.timm_vit) == described
+    rewrite({**described, "revision": "0" * 40}, digest=True)  # ...or it is not of the current commit
+    with StatMemo(path).active():
+        assert describe_encoder(model_repos.timm_vit) == described

@@ -217,8 +217,7 @@ def match_image_pairs(
     pair, slot = (~padding).nonzero(as_tuple=True)  # one row per real keypoint, grouped by target image
     order = torch.argsort(trg_i[pair], stable=True)
     pair, slot = pair[order], slot[order]
-    desc = finite_unit_rows(_sample_grid(tokens, grid, size, src_i[pair], _flat_patch(kps[pair, slot], size, image_size)),
-                            "tokens (at a source keypoint)")
+    src_of, flat = src_i[pair], _flat_patch(kps[pair, slot], size, image_size)
     ends = torch.bincount(trg_i[pair], minlength=n).cumsum(0).tolist()
     starts = [0, *ends[:-1]]
     coarse = tuple(grid) if grid[0] * grid[1] <= size * size else (size, size)
@@ -226,7 +225,7 @@ def match_image_pairs(
     pred = torch.empty(len(pair), 2, device=tokens.device)
     image_bytes = 4 * t * d * (1 if coarse == (size, size) else 6)  # its tokens (and 2 x 2 blocks for the norms)
     for chunk in _chunks(torch.unique(trg_i[pair]).tolist(), starts, ends,
-                         row_bytes=4 * (cells + coarse[0] * coarse[1]), image_bytes=image_bytes, budget=budget_bytes):
+                         row_bytes=4 * (cells + coarse[0] * coarse[1] + 2 * d), image_bytes=image_bytes, budget=budget_bytes):
         work = resample_tokens(tokens[chunk].float(), grid, coarse)  # a copy; onto P x P when that is coarser
         norms = _resampled_norms(work, coarse, size)  # [n, P*P]
         if not in_safe_range(norms):  # cosines are scale-free: bring each image to max |value| 1
@@ -238,9 +237,12 @@ def match_image_pairs(
         if coarse == (size, size):  # the work tokens are the descriptors: normalise them in place
             work.div_(norms[..., None])
         lo, hi = starts[chunk[0]], ends[chunk[-1]]
+        desc = finite_unit_rows(_sample_grid(tokens, grid, size, src_of[lo:hi], flat[lo:hi]),
+                                "tokens (at a source keypoint)")  # the chunk's keypoints, on their source images
         sim = torch.empty(hi - lo, coarse[0] * coarse[1], device=tokens.device)
         for j, image in enumerate(chunk):
-            torch.mm(desc[starts[image]:ends[image]], work[j].T, out=sim[starts[image] - lo:ends[image] - lo])
+            a, b = starts[image] - lo, ends[image] - lo
+            torch.mm(desc[a:b], work[j].T, out=sim[a:b])
         if coarse != (size, size):  # bilinear, separably (x, then y), then divided by the descriptor norms
             sim = (sim.view(-1, coarse[1]) @ _bilinear_matrix(size, coarse[1], sim.device).T).view(-1, coarse[0], size)
             sim = torch.matmul(_bilinear_matrix(size, coarse[0], sim.device), sim).view(-1, cells)

@@ -71,11 +71,14 @@ def encode_into_cache(
     def prepare(batch: list[tuple[str, ImageJob]]):
         return encoder.preprocess([j.load() for _, j in batch], square=batch[0][1].square)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:  # decode and preprocess the next batch during this forward
-        pending = pool.submit(prepare, batches[0]) if batches else None
+    # on an accelerator the next batch is decoded and preprocessed during this forward; on the CPU,
+    # where the forward already takes every core, in turn (a thread beside it would slow it more)
+    overlap = bool(batches) and encoder.device.type != "cpu"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare, batches[0]) if batches and overlap else None
         for i, batch in enumerate(batches):
-            pixels = pending.result()
-            if i + 1 < len(batches):
+            pixels = pending.result() if overlap else prepare(batch)
+            if overlap and i + 1 < len(batches):
                 pending = pool.submit(prepare, batches[i + 1])
             tokens = encoder.forward(pixels, normalize_parts=batch[0][1].square)
             check_tokens(tokens, encoder.id)

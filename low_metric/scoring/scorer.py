@@ -339,11 +339,11 @@ class Scorer:
         if c.mode == "ridge":
             result = ridge_a_score(
                 target, encoder.grid, references,
-                calibration=c.calibration, strength=c.ridge, seed=c.ridge_seed,
+                calibration=c.calibration, strength=c.ridge, seed=c.ridge_seed, device=self.accelerator.device,
             )
             return {"A": result.a, "per_reference": result.per_reference, "mode": "ridge", "images": len(result.held_out), "calibration_images": len(result.calibration)}
         projected, source = self._projected(name, target, encoder.id)
-        per_ref = {r: a_score(projected, t) for r, (t, _) in references.items()}
+        per_ref = {r: a_score(projected, t, device=self.accelerator.device) for r, (t, _) in references.items()}
         return {"A": sum(per_ref.values()) / len(per_ref), "per_reference": per_ref, "mode": "projector", "projector": source, "images": len(jobs)}
 
     def _correspondence(self, encoder, pair_jobs: dict[Path, ImageJob]) -> dict[str, Any]:
@@ -358,8 +358,10 @@ def correspondence_table(pairs: Sequence[SpairPair], tokens_of: Callable[[list[P
                          grid: tuple[int, int], *, patch: int, window: int, temperature: float,
                          alphas: Sequence[float], device: torch.device | str) -> dict[str, Any]:
     """C of the pairs (SPEC 3), one category at a time: its images' tokens (``tokens_of`` their
-    paths) go to ``device``, each image's descriptor grid is built once, and every target grid meets
-    the keypoints of all its pairs in one product (:func:`match_image_pairs`)."""
+    paths) go to ``device`` and every target image meets the keypoints of all its pairs in one
+    product (:func:`match_image_pairs`; a few target images at a time on the CPU, where small
+    blocks stay in cache, many on an accelerator)."""
+    budget = 16 * 2**20 if torch.device(device).type == "cpu" else 512 * 2**20
     table = PckTable(alphas=alphas)
     by_category: dict[str, list[SpairPair]] = {}
     for pair in pairs:
@@ -369,7 +371,7 @@ def correspondence_table(pairs: Sequence[SpairPair], tokens_of: Callable[[list[P
         index = {path: i for i, path in enumerate(paths)}
         pred = match_image_pairs(tokens_of(paths).to(device), grid, [index[p.src_path] for p in group],
                                  [index[p.trg_path] for p in group], pad_keypoints([p.src_kps_frame for p in group]),
-                                 size=patch, window=window, temperature=temperature)
+                                 size=patch, window=window, temperature=temperature, budget_bytes=budget)
         table.add_batch([category] * len(group), pred, pad_keypoints([p.trg_kps_frame for p in group]),
                         [p.threshold for p in group])
     return table.summary()

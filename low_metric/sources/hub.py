@@ -200,7 +200,8 @@ def content_hash(folder: Path) -> str:
     file's size or modification time changed (in this process, or across runs with a stat memo)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     key = tuple((p.relative_to(folder).as_posix(), *file_stats([p])[0]) for p in files)
-    return memoised(f"folder:{folder.resolve()}", files, lambda: _files_hash(key))
+    return memoised(f"folder:{folder.resolve()}", files, lambda: _files_hash(key),
+                    valid=lambda v: isinstance(v, str) and v.startswith("sha256:") and len(v) == 71)
 
 
 @functools.lru_cache(maxsize=64)

@@ -71,7 +71,8 @@ def source_hash(source: ImageSource) -> str:
         except OSError:
             pass  # load_image reports it
         else:
-            return memoised(f"pixels:{path}", [path], lambda: _file_hash(str(path), stat.st_size, stat.st_mtime_ns))
+            return memoised(f"pixels:{path}", [path], lambda: _file_hash(str(path), stat.st_size, stat.st_mtime_ns),
+                            valid=lambda v: isinstance(v, str) and len(v) == 64)
     return content_hash(load_image(source))
 
 

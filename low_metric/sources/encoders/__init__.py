@@ -10,10 +10,13 @@ encoder's protocol without its weights, so a :class:`LazyEncoder` loads them onl
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 from collections import Counter
 from collections.abc import Callable
 from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,12 @@ from low_metric.sources.encoders.base import (
 from low_metric.sources.encoders.concat import ConcatEncoder
 from low_metric.sources.hub import resolve
 from low_metric.sources.names import EncoderRef, parse_encoder_id
+from low_metric.sources.statmemo import memoised
+
+try:
+    VERSION = version("low_metric")  # part of a remembered protocol's key
+except PackageNotFoundError:
+    VERSION = "0.0.0+unknown"
 
 FAMILIES = {"transformers": "transformers_family", "timm": "timm_family", "open_clip": "open_clip_family",
             "diffusers": "diffusers_family"}
@@ -68,16 +77,29 @@ def load_encoder(name: str, *, layer: int = -2, resolution: int | tuple[int, int
 def describe_encoder(name: str, **options: Any) -> dict[str, Any] | None:
     """The ``protocol`` that ``load_encoder(name, **options)`` would give, from the repo's config
     files and commit alone: no weights are fetched or read. Each family builds its model's skeleton
-    on PyTorch's meta device (no memory, no compute) to learn the grid and width. None when a family
-    cannot describe without loading (it has no ``weights`` option)."""
-    encoder = _build(name, weights=False, **options)
-    return None if encoder is None else encoder.protocol
+    on PyTorch's meta device (no memory, no compute) to learn the grid and width; with a
+    :mod:`~low_metric.sources.statmemo` active, a protocol described once is remembered by the
+    commits it was described at (no library imported, nothing built). None when a family cannot
+    describe without loading (its ``load`` has no ``weights`` option)."""
+    parts = _resolve_parts(name, weights=False, **options)
+    commits = [commit for _, (_, commit, _) in parts]
+    settings = {k: v for k, v in _options(**options).items() if k not in ("device", "token")}
+    key = json.dumps([VERSION, name, [ref.name for ref, _ in parts], commits, settings], sort_keys=True, default=str)
+    revision = "+".join(commits)
+
+    def describe() -> dict[str, Any] | None:
+        encoder = _assemble(parts, weights=False, **_options(**options))
+        return None if encoder is None else encoder.protocol
+
+    return memoised(f"protocol:{hashlib.sha256(key.encode()).hexdigest()}", [], describe,
+                    valid=lambda p: p is None or (isinstance(p, dict) and p.get("revision") == revision))
 
 
-def _build(name: str, *, weights: bool, layer: int = -2, resolution: int | tuple[int, int] | None = None,
-           dtype: str = "float32", revision: str | None = None, device: str = "cpu", trust_remote_code: bool = False,
-           token: str | None = None, feature: int | str | None = None, allow_pickle: bool = False,
-           timestep: int = 1, block: int | str | None = None, prompt: str = "", seed: int = 0) -> Encoder | None:
+def _options(*, layer: int = -2, resolution: int | tuple[int, int] | None = None, dtype: str = "float32",
+             revision: str | None = None, device: str = "cpu", trust_remote_code: bool = False,
+             token: str | None = None, feature: int | str | None = None, allow_pickle: bool = False,
+             timestep: int = 1, block: int | str | None = None, prompt: str = "", seed: int = 0) -> dict[str, Any]:
+    """``load_encoder``'s options, checked, as the families take them (with token and revision)."""
     if dtype not in DTYPES:
         raise LowMetricError(f"bad dtype '{dtype}': use one of {', '.join(DTYPES)}")
     check_dtype_device(DTYPES[dtype], torch.device(device))
@@ -90,14 +112,29 @@ def _build(name: str, *, weights: bool, layer: int = -2, resolution: int | tuple
         raise LowMetricError(f"prompt must be a string, got {prompt!r}")
     if block is not None and (isinstance(block, bool) or not isinstance(block, (int, str))):
         raise LowMetricError(f"block must be a block name or an int index, got {block!r}")
-    options = dict(layer=layer, resolution=input_size(resolution), dtype=dtype, device=device,
-                   trust_remote_code=trust_remote_code, feature=feature,
-                   diffusion=dict(timestep=timestep, block=block, prompt=prompt, seed=seed))
-    parts = [_load_one(ref, token=token, allow_pickle=allow_pickle, weights=weights, **options)
-             for ref in parse_encoder_id(name, revision=revision)]
-    if any(p is None for p in parts):
+    return dict(layer=layer, resolution=input_size(resolution), dtype=dtype, device=device,
+                trust_remote_code=trust_remote_code, feature=feature, token=token, revision=revision,
+                allow_pickle=allow_pickle, diffusion=dict(timestep=timestep, block=block, prompt=prompt, seed=seed))
+
+
+def _resolve_parts(name: str, *, weights: bool, **options: Any) -> list[tuple[EncoderRef, tuple[Path, str, str]]]:
+    """Each part of ``name`` with its (folder, commit, library): configs only unless ``weights``."""
+    o = _options(**options)
+    refs = [on_hub(ref) for ref in parse_encoder_id(name, revision=o["revision"])]
+    return [(ref, resolve(ref, token=o["token"], allow_pickle=o["allow_pickle"], trust_remote_code=o["trust_remote_code"],
+                          weights=weights)) for ref in refs]
+
+
+def _build(name: str, *, weights: bool, **options: Any) -> Encoder | None:
+    return _assemble(_resolve_parts(name, weights=weights, **options), weights=weights, **_options(**options))
+
+
+def _assemble(parts: list[tuple[EncoderRef, tuple[Path, str, str]]], *, weights: bool, token: Any, revision: Any,
+              allow_pickle: Any, **options: Any) -> Encoder | None:
+    encoders = [_load_one(ref, *resolved, weights=weights, **options) for ref, resolved in parts]
+    if any(e is None for e in encoders):
         return None
-    return parts[0] if len(parts) == 1 else ConcatEncoder(parts)
+    return encoders[0] if len(encoders) == 1 else ConcatEncoder(encoders)
 
 
 class LazyEncoder:
@@ -144,11 +181,8 @@ def on_hub(ref: EncoderRef) -> EncoderRef:
 LOADS = Counter()  # id -> how many times this process loaded that encoder's weights
 
 
-def _load_one(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_remote_code: bool, weights: bool,
+def _load_one(ref: EncoderRef, folder: Path, commit: str, library: str, *, trust_remote_code: bool, weights: bool,
               diffusion: dict[str, object], **options: object) -> Encoder | None:
-    ref = on_hub(ref)
-    folder, commit, library = resolve(ref, token=token, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
-                                      weights=weights)
     name = str(Path(ref.target).resolve()) if ref.local else ref.target  # one id however the path is spelled
     load = family(library)
     if library == "diffusers":

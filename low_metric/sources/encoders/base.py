@@ -11,7 +11,6 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 from torch import nn
-from torchvision.transforms.functional import normalize, to_tensor
 
 from low_metric.core.errors import LowMetricError
 from low_metric.sources.projector import load_projector
@@ -31,7 +30,7 @@ class Encoder:
     def __init__(self, *, id: str, revision: str, library: str, model: nn.Module,
                  native: Callable[[list[Image.Image]], torch.Tensor], grid: Callable[[torch.Tensor], torch.Tensor],
                  mean: Sequence[float], std: Sequence[float], interpolation: str, dtype: str, device: str,
-                 native_summary: dict[str, Any], **settings: Any):
+                 native_summary: dict[str, Any], probed: torch.Size | None = None, **settings: Any):
         self.id, self.revision, self.library = id, revision, library
         self.model = model.eval().to(device=device, dtype=DTYPES[dtype])
         self.device = torch.device(device)
@@ -40,10 +39,11 @@ class Encoder:
         self.mean, self.std, self.interpolation = tuple(mean), tuple(std), interpolation
         self.images_encoded = 0
         self.image_size: tuple[int, int] = tuple(self._native([Image.new("RGB", (256, 256))]).shape[-2:])
-        with torch.inference_mode():
-            probe = self._features(torch.zeros(1, 3, *self.image_size))
-        self.grid: tuple[int, int] = tuple(probe.shape[-2:])
-        self.dim: int = probe.shape[1]
+        if probed is None:  # the shape [1, D, h, w] of the grid of an image_size input, unless the family knows it
+            with torch.inference_mode():
+                probed = self._features(torch.zeros(1, 3, *self.image_size)).shape
+        self.grid: tuple[int, int] = tuple(probed[-2:])
+        self.dim: int = probed[1]
         self.protocol = jsonable({
             "id": id, "revision": revision, "library": library, **settings, "dtype": dtype,
             "image_size": self.image_size, "grid": self.grid, "dim": self.dim,
@@ -59,6 +59,8 @@ class Encoder:
             return self._native(images)
         height, width = self.image_size
         resample = Image.Resampling[self.interpolation.upper()]
+        from torchvision.transforms.functional import normalize, to_tensor  # seconds to import: only to encode
+
         return torch.stack([normalize(to_tensor(ImageOps.pad(im, (width, height), method=resample, color=0)),
                                       self.mean, self.std) for im in images])
 

@@ -72,10 +72,11 @@ def load(name: str, revision: str, folder: Path, *, layer: int, resolution: tupl
     resample = getattr(processor, "resample", 3)
     summary = {"processor": type(processor).__name__, "resample": pil_name(resample), **{k: getattr(processor, k, None)
                for k in ("size", "crop_size", "do_center_crop", "image_mean", "image_std")}, **kwargs}
+    probed = full[index].shape if full[index].ndim == 4 else _tokens_to_grid(full[index], probe.shape[-2:], patch, name).shape
     return Encoder(id=name, revision=revision, library="transformers", model=model, native=native, grid=grid,
                    mean=processor.image_mean, std=processor.image_std, interpolation=pil_name(resample), dtype=dtype,
-                   device=device if weights else "meta", native_summary=summary, layer=layer, resolution=resolution,
-                   model_class=type(model).__name__)
+                   device=device if weights else "meta", native_summary=summary, probed=probed, layer=layer,
+                   resolution=resolution, model_class=type(model).__name__)
 
 
 def _model(name: str, folder: Path, model_class: Any, tower: Any, dtype: str, trust_remote_code: bool) -> Any:
