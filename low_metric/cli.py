@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from low_metric.core.checks import finite_number
 from low_metric.core.errors import LowMetricError, RuntimeFailure, one_line
 from low_metric.core.law import KINDS, fit_law, loo_errors
 from low_metric.core.policy import DEFAULT_RULE, RULES, recommend, simulate
@@ -104,16 +105,6 @@ def _field(row: dict[str, Any], names: Sequence[str], path: str) -> Any:
     raise LowMetricError(f"{path}: a row lacks a {'/'.join(names)} field: {row}")
 
 
-def _number(value: Any, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise LowMetricError(f"{what}: {value!r} is not a number") from None
-    if not np.isfinite(v):
-        raise LowMetricError(f"{what}: {value!r} is not finite")
-    return v
-
-
 def cmd_law(args: argparse.Namespace) -> int:
     table = load_table(args.table)
     benchmarks = args.benchmark or table.benchmarks
@@ -179,13 +170,13 @@ def _policy_recommend(args: argparse.Namespace) -> int:
     if not cands:
         raise LowMetricError(f"{args.candidates}: no candidates (expected rows of name, A, C)")
     names = [str(_field(r, ("name", "representation", "encoder"), args.candidates)) for r in cands]
-    a = [_number(_field(r, ("A", "a"), args.candidates), f"A of {n}") for r, n in zip(cands, names)]
-    c = [_number(_field(r, ("C", "c"), args.candidates), f"C of {n}") for r, n in zip(cands, names)]
+    a = [finite_number(_field(r, ("A", "a"), args.candidates), f"A of {n}") for r, n in zip(cands, names)]
+    c = [finite_number(_field(r, ("C", "c"), args.candidates), f"C of {n}") for r, n in zip(cands, names)]
     observed = {}
     if args.observed:
         for r in _rows(args.observed):
             name = str(_field(r, ("name", "representation", "encoder"), args.observed))
-            observed[name] = _number(_field(r, ("score", "value", "y"), args.observed), f"score of {name}")
+            observed[name] = finite_number(_field(r, ("score", "value", "y"), args.observed), f"score of {name}")
     rec = recommend(names, np.array(a), np.array(c), observed, k=args.k, seed=args.seed, rule=args.rule)
     if args.json:
         _print_json(asdict(rec))
@@ -419,7 +410,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _own_a(values: list[str]) -> float | dict[str, float]:
     """``--a A`` (one value) or ``--a BENCHMARK=A`` repeated (one per benchmark)."""
     if len(values) == 1 and "=" not in values[0]:
-        return _number(values[0], "--a")
+        return finite_number(values[0], "--a")
     out = {}
     for item in values:
         bench, sep, value = item.partition("=")
@@ -427,7 +418,7 @@ def _own_a(values: list[str]) -> float | dict[str, float]:
             raise LowMetricError(f"--a: give one A, or BENCHMARK=A for each benchmark, got {item!r}")
         if bench in out:
             raise LowMetricError(f"--a: {bench} given twice")
-        out[bench] = _number(value, f"--a {bench}")
+        out[bench] = finite_number(value, f"--a {bench}")
     return out
 
 
@@ -449,7 +440,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if extra:
                 raise LowMetricError(f"--a: unknown benchmark(s) {', '.join(extra)}; the calibration has "
                                      f"{', '.join(calibration['benchmarks'])}")
-        placed = place(calibration, a, _number(args.c, "--c"))
+        placed = place(calibration, a, finite_number(args.c, "--c"))
         if args.json:
             _print_json(placed)
             return 0

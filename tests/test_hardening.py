@@ -366,6 +366,8 @@ def test_a_directory_given_as_results_is_one_line(tmp_path):
 @pytest.mark.parametrize(("args", "make", "message"), [
     (["policy", "--candidates", "{p}"], lambda p: p.write_text(""), "no candidates"),
     (["policy", "--candidates", "{p}"], lambda p: p.write_text("name,A,C\n"), "no candidates"),
+    (["policy", "--candidates", "{p}"], lambda p: p.write_text("name,A,C\nx,nan,3\ny,0.5,4\n"), "A of x is not finite ('nan')"),
+    (["policy", "--candidates", "{p}"], lambda p: p.write_text("name,A,C\nx,0.5,three\ny,0.5,4\n"), "C of x: 'three' is not a number"),
     (["policy", "--k", "0"], None, "argument --k: must be a whole number >= 1, got 0"),
     (["policy", "--k", "-2"], None, "argument --k: must be a whole number >= 1, got -2"),
     (["policy", "--budget", "0"], None, "budget must be between 1 and the number of candidates"),

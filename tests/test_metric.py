@@ -325,6 +325,8 @@ def test_protocol_hash_is_the_hash_of_the_protocol(load):
          r"categories: expected one string per pair"),
         ("correspondence", dict(predictions=[[]], references=[[]], thresholds=9.0), r"C is undefined"),
         ("default", dict(predictions=[{"A": 0.5}]), r"predictions\[0\]: expected \{'A'"),
+        ("default", dict(predictions=[[0.5, 20.0], [float("nan"), 30.0]], law="paper"), r"^predictions\[1\]: A is not finite \(nan\)$"),
+        ("default", dict(predictions=[[0.5, 20.0], [0.6, float("inf")]], law="paper"), r"^predictions\[1\]: C is not finite \(inf\)$"),
         ("default", dict(predictions=[[0.5, 20.0]], law="nonsense"), r"law: expected 'paper'"),
         ("default", dict(predictions=[[0.5, 20.0]], law="paper", benchmarks=["gqa"]), r"benchmarks: no law for gqa"),
         ("default", dict(predictions=[[0.5, 20.0]], law="paper", mode="ridge"), r"never applied across modes"),

@@ -19,6 +19,20 @@ def positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
     return float(value)
 
 
+def finite_number(value: Any, what: str) -> float:
+    """``value`` (a number, or text of one: a CSV cell, a CLI argument) as a finite float; booleans,
+    other values, NaN and Inf refused in one line naming ``what``."""
+    if isinstance(value, bool):
+        raise LowMetricError(f"{what}: {value!r} is not a number")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise LowMetricError(f"{what}: {value!r} is not a number") from None
+    if not np.isfinite(v):
+        raise LowMetricError(f"{what} is not finite ({value!r})")
+    return v
+
+
 def as_vector(x: Any, name: str, *, length: int | None = None) -> np.ndarray:
     """A finite float64 vector, optionally of a given length."""
     try:

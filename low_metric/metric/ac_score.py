@@ -23,6 +23,7 @@ import evaluate
 import numpy as np
 
 import low_metric
+from low_metric.core.checks import finite_number
 from low_metric.core.errors import LowMetricError
 from low_metric.core.frame import FRAME_SIZE, box_threshold
 from low_metric.scoring.results import protocol_hash
@@ -469,19 +470,6 @@ def _laws(law: Any) -> dict[str, low_metric.Law]:
     return {one.benchmark or "benchmark": one}
 
 
-def _finite_numbers(values: list[Any], what: str) -> list[float]:
-    out = []
-    for v in values:
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            raise LowMetricError(f"{what}: {v!r} is not a number") from None
-        if not math.isfinite(x):
-            raise LowMetricError(f"{what}: contains NaN or Inf")
-        out.append(x)
-    return out
-
-
 def _calibrated(a: list[Any], c: list[float], calibration: Any, benchmarks: list[str] | None) -> dict[str, Any]:
     """Per representation, the calibration's placement (low-metric predict's numbers), per benchmark."""
     from low_metric.scoring.calibration import (
@@ -531,9 +519,9 @@ def ac(
     _check_mode(mode)
     raw_a = [p["A"] for p in predictions]
     per_benchmark = bool(raw_a) and isinstance(raw_a[0], Mapping)
-    a: list[Any] = ([dict(zip(x, _finite_numbers(list(x.values()), "A"))) for x in raw_a] if per_benchmark
-                    else _finite_numbers(raw_a, "A"))
-    c = _finite_numbers([p["C"] for p in predictions], "C")
+    a: list[Any] = ([{b: finite_number(v, f"predictions[{i}]: A ({b})") for b, v in x.items()} for i, x in enumerate(raw_a)]
+                    if per_benchmark else [finite_number(v, f"predictions[{i}]: A") for i, v in enumerate(raw_a)])
+    c = [finite_number(p["C"], f"predictions[{i}]: C") for i, p in enumerate(predictions)]
     if names is not None and (isinstance(names, str) or len(names) != len(a)):
         raise LowMetricError(f"names: expected one name per representation ({len(a)})")
     result: dict[str, Any] = {"A": a, "C": c, "names": list(names) if names is not None else None}

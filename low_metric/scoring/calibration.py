@@ -14,13 +14,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from low_metric.core.checks import finite_number
 from low_metric.core.errors import LowMetricError
 from low_metric.core.transfer import (
     Calibration,
@@ -71,18 +71,6 @@ def _content_hash(data: dict[str, Any]) -> str:
     return protocol_hash({k: v for k, v in data.items() if k != "calibration_hash"})
 
 
-def _finite(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise LowMetricError(f"{what}: {value!r} is not a number")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise LowMetricError(f"{what}: {value!r} is not a number") from None
-    if not math.isfinite(v):
-        raise LowMetricError(f"{what} is not finite ({value!r})")
-    return v
-
-
 def own_values(record: dict[str, Any]) -> tuple[float | dict[str, float], float]:
     """A record's own A (one value, or {benchmark: value} when scored per benchmark) and C."""
     name = record.get("encoder")
@@ -90,11 +78,11 @@ def own_values(record: dict[str, Any]) -> tuple[float | dict[str, float], float]
         raise LowMetricError(f"{name}: the law needs both A and C; score with alignment and correspondence on")
     a = record["A"]
     if isinstance(a, dict) and "per_benchmark" in a:
-        own_a: float | dict[str, float] = {b: _finite(v.get("A"), f"{name}: A ({b})") for b, v in a["per_benchmark"].items()}
+        own_a: float | dict[str, float] = {b: finite_number(v.get("A"), f"{name}: A ({b})") for b, v in a["per_benchmark"].items()}
     else:
-        own_a = _finite(a.get("A") if isinstance(a, dict) else None, f"{name}: A")
+        own_a = finite_number(a.get("A") if isinstance(a, dict) else None, f"{name}: A")
     c = record["C"]
-    return own_a, _finite(c.get("C") if isinstance(c, dict) else None, f"{name}: C")
+    return own_a, finite_number(c.get("C") if isinstance(c, dict) else None, f"{name}: C")
 
 
 # ------------------------------------------------------------------------------------- building
@@ -115,11 +103,11 @@ def build_calibration(anchors: dict[str, dict[str, Any]], *, method: str = "tran
     per = {isinstance(anchors[n]["A"], dict) for n in names}
     if len(per) > 1:
         raise LowMetricError("anchors: give every anchor one A, or every anchor one A per benchmark, not a mix")
-    own_c = [_finite(anchors[n]["C"], f"anchor {n}: C") for n in names]
+    own_c = [finite_number(anchors[n]["C"], f"anchor {n}: C") for n in names]
     if per == {True}:
-        own_a: Any = {b: [_finite(anchors[n]["A"].get(b), f"anchor {n}: A_{b}") for n in names] for b in table.benchmarks}
+        own_a: Any = {b: [finite_number(anchors[n]["A"].get(b), f"anchor {n}: A_{b}") for n in names] for b in table.benchmarks}
     else:
-        own_a = [_finite(anchors[n]["A"], f"anchor {n}: A") for n in names]
+        own_a = [finite_number(anchors[n]["A"], f"anchor {n}: A") for n in names]
     rows = [table.names.index(n) for n in names]
     paper_a, paper_c, paper_y = _released(table)
     if method == "transfer":
@@ -181,10 +169,10 @@ def read_anchors(path: str | Path, table: Table | None = None) -> dict[str, dict
         if name in anchors:
             raise LowMetricError(f"{path}: {name} appears twice")
         if "A" in columns:
-            a: Any = _finite(row["A"], f"{path}, line {i}: A")
+            a: Any = finite_number(row["A"], f"{path}, line {i}: A")
         else:
-            a = {b: _finite(row[f"A_{b}"], f"{path}, line {i}: A_{b}") for b in table.benchmarks}
-        anchors[name] = {"A": a, "C": _finite(row["C"], f"{path}, line {i}: C")}
+            a = {b: finite_number(row[f"A_{b}"], f"{path}, line {i}: A_{b}") for b in table.benchmarks}
+        anchors[name] = {"A": a, "C": finite_number(row["C"], f"{path}, line {i}: C")}
     return anchors
 
 
@@ -237,8 +225,8 @@ def check_calibration(data: Any, source: str = "calibration") -> dict[str, Any]:
             raise LowMetricError(f"{source}: anchor {name!r} lacks A or C")
         a = anchor["A"]
         for b, v in (a.items() if isinstance(a, dict) else [("", a)]):
-            _finite(v, f"{source}: anchor {name} A{'_' + b if b else ''}")
-        _finite(anchor["C"], f"{source}: anchor {name} C")
+            finite_number(v, f"{source}: anchor {name} A{'_' + b if b else ''}")
+        finite_number(anchor["C"], f"{source}: anchor {name} C")
     first = cal.benchmarks[0]
     expected = {"identity": 0, "refit": cal.laws[first].n, "transfer": len(cal.anchor_errors[first])}[cal.method]
     if len(anchors) != expected or len({len(e) for e in cal.anchor_errors.values()}) != 1:
