@@ -96,3 +96,61 @@ def test_pickle_only_and_remote_code_are_refused_by_the_cli_guard(hub, model_rep
     assert cli_score(remote, tmp_path, "--max-model-gb", "1") == 2
     assert "pass --trust-remote-code if you trust it" in capsys.readouterr().err
     assert not any("modeling_custom.py" in r.path for r in hub.request_log)
+
+
+def test_hub_failures_are_classified_once_for_every_face(hub, fresh_hf_cache, model_repos) -> None:
+    """The one classifier (sources.hub.hub_failure) behind the three mappers, on the real errors of
+    huggingface_hub from the Hub double: a gated repo is "gated" though GatedRepoError is a
+    RepositoryNotFoundError; each face words the same failure its own way, in one line."""
+    import httpx
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from low_metric.hub.guard import repo_weight_bytes
+    from low_metric.hub.publish import hub_errors as publish_errors
+    from low_metric.sources.hub import hub_errors as read_errors
+    from low_metric.sources.hub import hub_failure
+    from tests.conftest import READER_TOKEN, WRITER_TOKEN
+
+    hub.add_repo("guard/gated", {"config.json": b"{}"}, gated=True, read_tokens=[WRITER_TOKEN])
+
+    def failure(call):
+        try:
+            call()
+        except Exception as exc:  # the library's own exception, classified
+            return hub_failure(exc)
+        raise AssertionError("no failure")
+
+    gated = failure(lambda: hf_hub_download("guard/gated", "config.json", token=READER_TOKEN))
+    assert (gated.kind, gated.status) == ("gated", 403)
+    assert failure(lambda: HfApi().model_info("guard/absent")).kind == "missing"
+    assert failure(lambda: hf_hub_download(model_repos.timm_vit, "config.json", revision="v9")).kind == "revision"
+    unknown = failure(lambda: HfApi().model_info(model_repos.timm_vit, token="hf_unknown"))
+    assert (unknown.kind, unknown.status) == ("http", 401)
+    assert failure(lambda: httpx.get("http://127.0.0.1:9/", timeout=2)).kind == "unreachable"
+    assert hub_failure(ValueError("a bug")) is None  # not the Hub's answer: passes unchanged
+
+    def read():
+        with read_errors("guard/gated", None):
+            hf_hub_download("guard/gated", "config.json", token=READER_TOKEN)
+
+    def publish():
+        with publish_errors("model guard/gated", READER_TOKEN):
+            hf_hub_download("guard/gated", "config.json", token=READER_TOKEN)
+
+    assert "'guard/gated' is a gated repo: request access" in one_line_of(read, LowMetricError)
+    assert one_line_of(publish, LowMetricError) == "model guard/gated is gated and this token has no access to it"
+    assert one_line_of(lambda: repo_weight_bytes(EncoderRef(None, False, "guard/absent", None)), Refused) == (
+        "'guard/absent' is not a public model repo on the Hub (or not readable with this token)")
+    with pytest.raises(ValueError, match="a bug"), read_errors("x/y", None):
+        raise ValueError("a bug")
+
+
+def one_line_of(call, kind: type[Exception]) -> str:
+    """The message of the ``kind`` error ``call`` raises: one line, without the token used."""
+    from tests.conftest import READER_TOKEN
+
+    with pytest.raises(kind) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message and READER_TOKEN not in message
+    return message

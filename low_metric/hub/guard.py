@@ -12,12 +12,11 @@ import contextlib
 import fnmatch
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from low_metric.core.errors import LowMetricError, Refused, RuntimeFailure
-from low_metric.sources.hub import FILES, network_failure
+from low_metric.sources.hub import FILES, HubFailure, hub_failures
 from low_metric.sources.names import EncoderRef, parse_encoder_id
 
 GB = 1024**3
@@ -52,28 +51,19 @@ def public_encoder(text: str | None, *, max_name: int = 200, max_parts: int = 2)
     return refs
 
 
-@contextlib.contextmanager
-def _hub_refusals(ref: EncoderRef) -> Iterator[None]:
+def _hub_refusals(ref: EncoderRef) -> contextlib.AbstractContextManager[None]:
     """The Hub's answers about ``ref`` as one-line refusals."""
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
 
-    try:
-        yield
-    except RepositoryNotFoundError:
-        raise Refused(f"'{ref.target}' is not a public model repo on the Hub (or not readable with this token)") from None
-    except RevisionNotFoundError:
-        raise Refused(f"revision '{ref.revision}' not found in '{ref.target}'") from None
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else "?"
-        raise Refused(f"the Hub refused '{ref.target}' (HTTP {status})") from None
-    except Exception as exc:
-        if network_failure(exc) is None:
-            raise
-        raise RuntimeFailure(f"the Hub is unreachable (checking '{ref.target}'): try again later") from None
+    def describe(f: HubFailure) -> LowMetricError:
+        if f.kind in ("offline", "timeout", "unreachable"):
+            return RuntimeFailure(f"the Hub is unreachable (checking '{ref.target}'): try again later")
+        return Refused({
+            "gated": f"'{ref.target}' is not a public model repo on the Hub (or not readable with this token)",
+            "missing": f"'{ref.target}' is not a public model repo on the Hub (or not readable with this token)",
+            "revision": f"revision '{ref.revision}' not found in '{ref.target}'",
+        }.get(f.kind, f"the Hub refused '{ref.target}' (HTTP {f.status if f.status is not None else '?'})"))
+
+    return hub_failures(describe)
 
 
 def repo_weight_bytes(ref: EncoderRef, *, token: str | bool | None = False, api: Any = None,

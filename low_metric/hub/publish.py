@@ -44,7 +44,7 @@ from low_metric.hub.leaderboard import (
     same_result,
 )
 from low_metric.scoring.results import VERSION, check_record, write_text_atomic
-from low_metric.sources.hub import network_failure
+from low_metric.sources.hub import HubFailure, hub_failures
 
 FOLDER_IGNORE = ["__pycache__/*", "*/__pycache__/*", "*.pyc", ".*", "*/.*"]
 Reader = Callable[[str], "str | None"]  # a repo's current text of a path (None: no such file)
@@ -126,43 +126,28 @@ def _first_line(text: object) -> str:
 
 @contextlib.contextmanager
 def hub_errors(what: str, token: str | None = None, forbidden: str = "") -> Iterator[None]:
-    """Turn huggingface_hub and network errors about ``what`` into one-line LowMetricErrors."""
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    """huggingface_hub's and the network's errors about ``what`` as one-line LowMetricErrors; a
+    token never appears in them (masked if a message would hold it)."""
+
+    def describe(f: HubFailure) -> LowMetricError:
+        if f.kind in ("offline", "unreachable"):
+            return RuntimeFailure(f"the Hub at {_endpoint()} is unreachable (connection failed)")
+        if f.kind == "timeout":
+            return RuntimeFailure(f"the Hub at {_endpoint()} did not answer in time")
+        if f.kind == "http" and f.status == 412:
+            return HubConflictError(f"{what} changed while publishing (412): try again")
+        return LowMetricError({
+            "gated": f"{what} is gated and this token has no access to it",
+            "missing": f"{what} does not exist on {_endpoint()} (or is private to this token)",
+            "revision": f"{what}: revision not found ({f.detail})",
+        }.get(f.kind) or {
+            401: "the Hub refused the token (401): check HF_TOKEN or `hf auth login`",
+            403: f"no write access to {what} (403){forbidden}",
+        }.get(f.status, f"{what}: the Hub answered HTTP {f.status} ({f.detail})"))
 
     try:
-        try:
+        with hub_failures(describe):
             yield
-        except GatedRepoError:
-            raise LowMetricError(f"{what} is gated and this token has no access to it") from None
-        except RepositoryNotFoundError:
-            raise LowMetricError(f"{what} does not exist on {_endpoint()} (or is private to this token)") from None
-        except RevisionNotFoundError as e:
-            raise LowMetricError(f"{what}: revision not found ({_first_line(e.server_message or e)})") from None
-        except HfHubHTTPError as e:
-            status = e.response.status_code if e.response is not None else None
-            if status == 401:
-                raise LowMetricError("the Hub refused the token (401): check HF_TOKEN or `hf auth login`") from None
-            if status == 403:
-                raise LowMetricError(f"no write access to {what} (403){forbidden}") from None
-            if status == 412:
-                raise HubConflictError(f"{what} changed while publishing (412): try again") from None
-            raise LowMetricError(f"{what}: the Hub answered HTTP {status} ({_first_line(e.server_message or e)})") from None
-        except (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError):
-            raise RuntimeFailure(f"the Hub at {_endpoint()} is unreachable (connection failed)") from None
-        except Exception as e:  # the HTTP client's own errors
-            failure = network_failure(e)
-            if failure == "timeout":
-                raise RuntimeFailure(f"the Hub at {_endpoint()} did not answer in time") from None
-            if failure:
-                raise RuntimeFailure(f"the Hub at {_endpoint()} is unreachable (connection failed)") from None
-            raise
     except LowMetricError as e:
         if token and token in str(e):
             raise type(e)(str(e).replace(token, "***")) from None

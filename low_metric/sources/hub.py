@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from low_metric.core.errors import LowMetricError, RuntimeFailure
@@ -35,15 +36,56 @@ FILES = {
 }
 
 
-def network_failure(exc: BaseException) -> str | None:
-    """"unreachable" or "timeout" when ``exc`` is the HTTP client's failure to reach a server
-    (httpx or httpx2, by huggingface_hub version; requests' ConnectionError), else None."""
-    kinds = {c.__name__ for c in type(exc).__mro__}
-    if "TimeoutException" in kinds:
-        return "timeout"
-    if kinds & {"TransportError", "ConnectionError"}:
-        return "unreachable"
-    return None
+@dataclass(frozen=True)
+class HubFailure:
+    """What an exception of huggingface_hub or of its HTTP client says. ``kind``: "gated", "missing"
+    (no such repo, or private to this token), "revision", "http" (another refusal, with its
+    ``status``), "offline" (not in the local cache while offline), "timeout" or "unreachable";
+    ``detail``: the first line of the server's message (never holding a token: the Hub does not echo it)."""
+
+    kind: str
+    status: int | None = None
+    detail: str = ""
+
+
+def hub_failure(exc: BaseException) -> HubFailure | None:
+    """The :class:`HubFailure` ``exc`` is, or None when it is not one (a bug, not the Hub's answer).
+    Network failures are told by their class names (httpx or httpx2, by huggingface_hub version;
+    requests' ConnectionError), so no HTTP client is imported here."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    kinds = [(GatedRepoError, "gated"), (RepositoryNotFoundError, "missing"), (RevisionNotFoundError, "revision"),
+             (LocalEntryNotFoundError, "offline"), (OfflineModeIsEnabled, "offline"), (HfHubHTTPError, "http")]
+    kind = next((name for cls, name in kinds if isinstance(exc, cls)), None)
+    if kind is None:
+        names = {c.__name__ for c in type(exc).__mro__}
+        kind = "timeout" if "TimeoutException" in names else "unreachable" if names & {"TransportError", "ConnectionError"} else None
+    if kind is None:
+        return None
+    response = getattr(exc, "response", None) if isinstance(exc, HfHubHTTPError) else None
+    message = getattr(exc, "server_message", None) or exc
+    detail = next((line.strip() for line in str(message).splitlines() if line.strip()), type(exc).__name__)
+    return HubFailure(kind, None if response is None else response.status_code, detail)
+
+
+@contextlib.contextmanager
+def hub_failures(describe: Callable[[HubFailure], LowMetricError]) -> Iterator[None]:
+    """Re-raise huggingface_hub's and the network's exceptions as ``describe(failure)`` (one line,
+    without the traceback); any other exception passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        failure = hub_failure(exc)
+        if failure is None:
+            raise
+        raise describe(failure) from None
 
 
 def resolve(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_remote_code: bool,
@@ -61,39 +103,24 @@ def resolve(ref: EncoderRef, *, token: str | None, allow_pickle: bool, trust_rem
     return _snapshot(target, ref.revision, token, ref.library, ref.hf_hub, allow_pickle, trust_remote_code, weights)
 
 
-@contextlib.contextmanager
-def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
-    """Turn huggingface_hub's errors for ``repo_id`` into one-line LowMetricErrors (no token in them)."""
+def hub_errors(repo_id: str, revision: str | None) -> contextlib.AbstractContextManager[None]:
+    """huggingface_hub's errors reading ``repo_id`` as one-line LowMetricErrors (no token in them)."""
     from huggingface_hub import constants
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
 
-    try:
-        yield
-    except GatedRepoError:
-        raise LowMetricError(f"'{repo_id}' is a gated repo: request access on the Hub, then pass token= "
-                             "(or log in) with a token that has it") from None
-    except RepositoryNotFoundError:
-        raise LowMetricError(f"repo '{repo_id}' not found on the Hub (or private: pass a token that can read it)") from None
-    except RevisionNotFoundError:
-        raise LowMetricError(f"revision '{revision}' not found in '{repo_id}'") from None
-    except HfHubHTTPError as e:
-        status = e.response.status_code if e.response is not None else None
-        hint = ": check the token" if status in (401, 403) else ""
-        raise LowMetricError(f"the Hub refused '{repo_id}' (HTTP {status}){hint}") from None
-    except LocalEntryNotFoundError:
-        raise RuntimeFailure(f"'{repo_id}' is not in the local cache and the Hub is unreachable (offline)") from None
-    except Exception as e:
-        failure = network_failure(e)
-        if failure is None:
-            raise
-        detail = "did not answer in time" if failure == "timeout" else "is unreachable"
-        raise RuntimeFailure(f"the Hub at {constants.ENDPOINT} {detail} (loading '{repo_id}')") from None
+    def describe(f: HubFailure) -> LowMetricError:
+        if f.kind in ("offline", "timeout", "unreachable"):
+            return RuntimeFailure(
+                f"'{repo_id}' is not in the local cache and the Hub is unreachable (offline)" if f.kind == "offline" else
+                f"the Hub at {constants.ENDPOINT} {'did not answer in time' if f.kind == 'timeout' else 'is unreachable'} "
+                f"(loading '{repo_id}')")
+        return LowMetricError({
+            "gated": f"'{repo_id}' is a gated repo: request access on the Hub, then pass token= (or log in) with a "
+                     "token that has it",
+            "missing": f"repo '{repo_id}' not found on the Hub (or private: pass a token that can read it)",
+            "revision": f"revision '{revision}' not found in '{repo_id}'",
+        }.get(f.kind, f"the Hub refused '{repo_id}' (HTTP {f.status}){': check the token' if f.status in (401, 403) else ''}"))
+
+    return hub_failures(describe)
 
 
 
@@ -126,12 +153,12 @@ def offline() -> bool:
 
 def cached_snapshot(repo_id: str, revision: str | None) -> Path:
     """The cached snapshot of ``repo_id`` at ``revision`` (HF_HUB_OFFLINE=1); its folder name is the commit."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     revision = revision or "main"
-    try:
-        repos = scan_cache_dir().repos
+    try:  # the cache named now (scan_cache_dir's default is the one set when it was first imported)
+        repos = scan_cache_dir(constants.HF_HUB_CACHE).repos
     except CacheNotFound:
         repos = frozenset()
     for repo in repos:
@@ -218,9 +245,9 @@ def _files_hash(files: tuple[tuple[str, str, int, int], ...]) -> str:
 def evict(repo_ids: Sequence[str], keep: Sequence[str] = ()) -> int:
     """Delete the model repos ``repo_ids`` (but never those in ``keep``) from the local Hub cache;
     returns how many revisions went. A service scoring visitors' encoders keeps its disk bounded so."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
 
-    cache = scan_cache_dir()
+    cache = scan_cache_dir(constants.HF_HUB_CACHE)
     doomed = [rev.commit_hash for repo in cache.repos if repo.repo_type == "model" and repo.repo_id in repo_ids
               and repo.repo_id not in keep for rev in repo.revisions]
     if doomed:
