@@ -54,7 +54,7 @@ class Encoder:
     def preprocess(self, images: Sequence[Image.Image], *, square: bool = False) -> Batch:
         """A batch for :meth:`forward`: the library's own preprocessing, or (``square=True``, for
         the padded 840 frame) a resize to ``image_size`` without crop or stretch, then normalisation."""
-        images = [im.convert("RGB") for im in images]
+        images = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
         if not square:
             return self._native(images)
         height, width = self.image_size
