@@ -399,18 +399,27 @@ def test_cli_help_and_light_commands_do_not_import_torch():
 
 
 def test_ctrl_c_is_one_line_exit_130_and_leaves_no_results(tmp_path, model_repos):
+    """SIGINT while the encoder is encoding (sent when its progress bar first shows, not after a
+    fixed delay, which a fast machine outruns)."""
+    import signal
+
     out = tmp_path / "out.json"
     script = f"""
-import signal, threading, os, sys
+import sys
 from low_metric.cli import main
-threading.Timer(4.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 sys.exit(main(["score", {model_repos.dinov2!r}, "--reference", {model_repos.clip224!r}, "--output", {str(out)!r},
                "--cache-dir", {str(tmp_path / "c")!r}, "--batch-size", "1"]))
 """
-    env = {**__import__("os").environ}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 130, proc.stderr[-2000:]
-    assert proc.stderr.strip().splitlines()[-1] == "low-metric: interrupted" and "Traceback" not in proc.stderr
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while f"encode {model_repos.dinov2}" not in seen:
+        char = proc.stderr.read(1)
+        assert char, f"the run ended before encoding: {seen[-2000:]}"
+        seen += char
+    proc.send_signal(signal.SIGINT)
+    seen += proc.stderr.read()
+    assert proc.wait(timeout=300) == 130, seen[-2000:]
+    assert seen.strip().splitlines()[-1] == "low-metric: interrupted" and "Traceback" not in seen
     assert not out.exists() and not list(tmp_path.glob(".out.json.*"))
 
 

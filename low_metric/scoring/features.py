@@ -64,7 +64,6 @@ def encode_into_cache(
     mine = todo[accelerator.process_index :: accelerator.num_processes]
     if mine and hasattr(encoder, "load"):
         encoder = encoder.load()
-    bar = tqdm(total=len(mine), unit="img", desc=f"encode {encoder.id}", disable=not accelerator.is_main_process or not mine)
     by_mode = [[(k, j) for k, j in mine if j.square == square] for square in (False, True)]
     batches = [part[s : s + batch_size] for part in by_mode for s in range(0, len(part), batch_size)]
 
@@ -74,7 +73,8 @@ def encode_into_cache(
     # on an accelerator the next batch is decoded and preprocessed during this forward; on the CPU,
     # where the forward already takes every core, in turn (a thread beside it would slow it more)
     overlap = bool(batches) and encoder.device.type != "cpu"
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    bar = tqdm(total=len(mine), unit="img", desc=f"encode {encoder.id}", disable=not accelerator.is_main_process or not mine)
+    with bar, ThreadPoolExecutor(max_workers=1) as pool:  # the bar closed even when interrupted (before its message)
         pending = pool.submit(prepare, batches[0]) if batches and overlap else None
         for i, batch in enumerate(batches):
             pixels = pending.result() if overlap else prepare(batch)
@@ -84,7 +84,6 @@ def encode_into_cache(
             check_tokens(tokens, encoder.id)
             cache.put([(k, t) for (k, _), t in zip(batch, tokens.float().cpu())])
             bar.update(len(batch))
-    bar.close()
     accelerator.wait_for_everyone()
     if accelerator.num_processes > 1:
         cache.refresh()  # the other processes' shards
