@@ -20,7 +20,7 @@ from skimage import data
 from low_metric.cli import main
 from low_metric.core.errors import LowMetricError
 from low_metric.hub.guard import repo_weight_bytes
-from low_metric.sources.encoders import load_encoder
+from low_metric.sources.encoders import LOADS, load_encoder
 from low_metric.sources.mini import load_mini
 from low_metric.sources.names import EncoderRef, parse_encoder_id
 from tests.conftest import ModelRepos
@@ -344,11 +344,19 @@ def test_the_scorer_gives_a_and_c_through_the_cache(model_repos, tmp_path):
     assert (sd["timestep"], sd["block"], sd["seed"], sd["prompt"]) == (5, "up_blocks.1", 3, "")
     dit = records[encoder]["encoder_protocol"]["parts"][1]
     assert (dit["timestep"], dit["block"], dit["seed"]) == (5, "transformer_blocks.1", 3)
+    loads = dict(LOADS)
     assert main(args) == 0
     again = {r["encoder"]: r for r in json.loads(out.read_text())["results"]}
     for name, record in again.items():
         assert record["counts"]["encoded"] == 0 and record["counts"]["from_cache"] == 2 * n
         assert record["A"] == records[name]["A"] and record["C"] == records[name]["C"]
+        assert record["encoder_protocol"] == records[name]["encoder_protocol"]
+    # the pipelines cannot be described without their weights: the first run's loaded protocols
+    # were remembered by commit, so the warm rerun built none of them (nor the reference)
+    assert dict(LOADS) == loads
+    args[args.index("--limit") + 1] = "4"  # one more image to encode: loaded, and its protocol is the remembered one
+    assert main(args) == 0
+    assert LOADS[model_repos.sd15] == loads[model_repos.sd15] + 1
 
 
 def test_two_processes_give_the_numbers_of_one(model_repos, tmp_path):

@@ -74,13 +74,15 @@ def load_encoder(name: str, *, layer: int = -2, resolution: int | tuple[int, int
                   allow_pickle=allow_pickle, timestep=timestep, block=block, prompt=prompt, seed=seed)
 
 
-def describe_encoder(name: str, **options: Any) -> dict[str, Any] | None:
+def describe_encoder(name: str, *, loaded: Callable[[], Encoder] | None = None, **options: Any) -> dict[str, Any] | None:
     """The ``protocol`` that ``load_encoder(name, **options)`` would give, from the repo's config
     files and commit alone: no weights are fetched or read. Each family builds its model's skeleton
     on PyTorch's meta device (no memory, no compute) to learn the grid and width; with a
     :mod:`~low_metric.sources.statmemo` active, a protocol described once is remembered by the
-    commits it was described at (no library imported, nothing built). None when a family cannot
-    describe without loading (its ``load`` has no ``weights`` option)."""
+    commits it was described at (no library imported, nothing built). A family that cannot
+    describe without loading (its ``load`` has no ``weights`` option, as diffusers) gives None, or,
+    given ``loaded`` (the loaded encoder, on demand), that encoder's protocol, remembered alike: a
+    later run finds it without loading."""
     parts = _resolve_parts(name, weights=False, **options)
     commits = [commit for _, (_, commit, _) in parts]
     settings = {k: v for k, v in _options(**options).items() if k not in ("device", "token")}
@@ -89,10 +91,12 @@ def describe_encoder(name: str, **options: Any) -> dict[str, Any] | None:
 
     def describe() -> dict[str, Any] | None:
         encoder = _assemble(parts, weights=False, **_options(**options))
+        if encoder is None and loaded is not None:
+            encoder = loaded()
         return None if encoder is None else encoder.protocol
 
     return memoised(f"protocol:{hashlib.sha256(key.encode()).hexdigest()}", [], describe,
-                    valid=lambda p: p is None or (isinstance(p, dict) and p.get("revision") == revision))
+                    valid=lambda p: isinstance(p, dict) and p.get("revision") == revision)
 
 
 def _options(*, layer: int = -2, resolution: int | tuple[int, int] | None = None, dtype: str = "float32",
@@ -139,15 +143,18 @@ def _assemble(parts: list[tuple[EncoderRef, tuple[Path, str, str]]], *, weights:
 
 class LazyEncoder:
     """An encoder by name and load options whose ``protocol`` (and so its cache keys, ``grid`` and
-    ``dim``) is known from :func:`describe_encoder` before, and often instead of, loading it: the
-    weights are loaded on the first :meth:`load`, once, and dropped by :meth:`release`."""
+    ``dim``) is known from :func:`describe_encoder` before, and often instead of, loading it (for a
+    family that cannot describe, it is loaded once to learn it, and the protocol is remembered by
+    commit for later runs): the weights are loaded on the first :meth:`load`, once, and dropped by
+    :meth:`release`."""
 
     def __init__(self, name: str, **options: Any) -> None:
         self.name, self.options = name, options
         self.keep = False
         self._encoder: Encoder | None = None
-        self._described = describe_encoder(name, **options)
-        self.protocol: dict[str, Any] = self._described if self._described is not None else self.load().protocol
+        self._described: dict[str, Any] | None = None
+        self._described = describe_encoder(name, loaded=self.load, **options)  # loads when it cannot describe
+        self.protocol: dict[str, Any] = self._described
 
     id = property(lambda self: self.protocol["id"])
     grid = property(lambda self: tuple(self.protocol["grid"]))
