@@ -10,6 +10,11 @@ class Refused(LowMetricError):
     """A request declined by a limit or a policy (size, time, remote code, a public service's rules)."""
 
 
+def first_line(text: object, default: str = "") -> str:
+    """The first non-blank line of ``str(text)``, stripped (``default`` when there is none)."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), default)
+
+
 def one_line(exc: BaseException, secret: str | None = None, limit: int = 300) -> str:
     """``exc`` as one line for a person (its class named unless it is a LowMetricError); ``secret``
     (a token) never appears in it."""

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from low_metric.core.errors import LowMetricError, RuntimeFailure
+from low_metric.core.errors import LowMetricError, RuntimeFailure, first_line
 from low_metric.hub.card import (
     HubIds,
     card_repo_id,
@@ -118,10 +118,6 @@ def _endpoint() -> str:
     from huggingface_hub import constants
 
     return constants.ENDPOINT
-
-
-def _first_line(text: object) -> str:
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
 @contextlib.contextmanager
@@ -231,11 +227,11 @@ def _complaints(response: Any) -> str:
     try:
         body = response.json()
     except ValueError:
-        return _first_line(response.text)
+        return first_line(response.text)
     errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(errors, list) and errors:
         return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
-    return _first_line(body.get("error", response.text) if isinstance(body, dict) else response.text)
+    return first_line(body.get("error", response.text) if isinstance(body, dict) else response.text)
 
 
 def _local_reader(folder: Path) -> Reader:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from low_metric.core.errors import LowMetricError, RuntimeFailure
+from low_metric.core.errors import LowMetricError, RuntimeFailure, first_line
 from low_metric.sources import pipelines
 from low_metric.sources.names import EncoderRef
 from low_metric.sources.statmemo import file_stats, memoised
@@ -70,8 +70,7 @@ def hub_failure(exc: BaseException) -> HubFailure | None:
     if kind is None:
         return None
     response = getattr(exc, "response", None) if isinstance(exc, HfHubHTTPError) else None
-    message = getattr(exc, "server_message", None) or exc
-    detail = next((line.strip() for line in str(message).splitlines() if line.strip()), type(exc).__name__)
+    detail = first_line(getattr(exc, "server_message", None) or exc, type(exc).__name__)
     return HubFailure(kind, None if response is None else response.status_code, detail)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
-from low_metric.core.errors import LowMetricError
+from low_metric.core.errors import LowMetricError, first_line
 from low_metric.sources.encoders.base import (
     DTYPES,
     Encoder,
@@ -203,7 +203,7 @@ def _load_one(ref: EncoderRef, folder: Path, commit: str, library: str, *, trust
     except LowMetricError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, SafetensorError) as exc:  # damaged files
-        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        detail = first_line(exc, type(exc).__name__)
         raise LowMetricError(f"'{ref.target}': its {library} files do not load ({type(exc).__name__}: "
                              f"{detail[:200]})") from None
     if weights:
