@@ -83,14 +83,15 @@ def describe_encoder(name: str, *, loaded: Callable[[], Encoder] | None = None, 
     describe without loading (its ``load`` has no ``weights`` option, as diffusers) gives None, or,
     given ``loaded`` (the loaded encoder, on demand), that encoder's protocol, remembered alike: a
     later run finds it without loading."""
-    parts = _resolve_parts(name, weights=False, **options)
+    checked = _options(**options)
+    parts = _resolve_parts(name, weights=False, options=checked)
     commits = [commit for _, (_, commit, _) in parts]
-    settings = {k: v for k, v in _options(**options).items() if k not in ("device", "token")}
+    settings = {k: v for k, v in checked.items() if k not in ("device", "token")}
     key = json.dumps([VERSION, name, [ref.name for ref, _ in parts], commits, settings], sort_keys=True, default=str)
     revision = "+".join(commits)
 
     def describe() -> dict[str, Any] | None:
-        encoder = _assemble(parts, weights=False, **_options(**options))
+        encoder = _assemble(parts, weights=False, **checked)
         if encoder is None and loaded is not None:
             encoder = loaded()
         return None if encoder is None else encoder.protocol
@@ -121,16 +122,17 @@ def _options(*, layer: int = -2, resolution: int | tuple[int, int] | None = None
                 allow_pickle=allow_pickle, diffusion=dict(timestep=timestep, block=block, prompt=prompt, seed=seed))
 
 
-def _resolve_parts(name: str, *, weights: bool, **options: Any) -> list[tuple[EncoderRef, tuple[Path, str, str]]]:
-    """Each part of ``name`` with its (folder, commit, library): configs only unless ``weights``."""
-    o = _options(**options)
-    refs = [on_hub(ref) for ref in parse_encoder_id(name, revision=o["revision"])]
-    return [(ref, resolve(ref, token=o["token"], allow_pickle=o["allow_pickle"], trust_remote_code=o["trust_remote_code"],
-                          weights=weights)) for ref in refs]
+def _resolve_parts(name: str, *, weights: bool, options: dict[str, Any]) -> list[tuple[EncoderRef, tuple[Path, str, str]]]:
+    """Each part of ``name`` with its (folder, commit, library), for checked ``options``
+    (:func:`_options`): configs only unless ``weights``."""
+    refs = [on_hub(ref) for ref in parse_encoder_id(name, revision=options["revision"])]
+    return [(ref, resolve(ref, token=options["token"], allow_pickle=options["allow_pickle"],
+                          trust_remote_code=options["trust_remote_code"], weights=weights)) for ref in refs]
 
 
 def _build(name: str, *, weights: bool, **options: Any) -> Encoder | None:
-    return _assemble(_resolve_parts(name, weights=weights, **options), weights=weights, **_options(**options))
+    checked = _options(**options)
+    return _assemble(_resolve_parts(name, weights=weights, options=checked), weights=weights, **checked)
 
 
 def _assemble(parts: list[tuple[EncoderRef, tuple[Path, str, str]]], *, weights: bool, token: Any, revision: Any,
