@@ -75,7 +75,7 @@ def encode_into_cache(
     overlap = bool(batches) and encoder.device.type != "cpu"
     bar = tqdm(total=len(mine), unit="img", desc=f"encode {encoder.id}", disable=not accelerator.is_main_process or not mine)
     with bar, ThreadPoolExecutor(max_workers=1) as pool:  # the bar closed even when interrupted (before its message)
-        pending = pool.submit(prepare, batches[0]) if batches and overlap else None
+        pending = pool.submit(prepare, batches[0]) if overlap else None
         for i, batch in enumerate(batches):
             pixels = pending.result() if overlap else prepare(batch)
             if overlap and i + 1 < len(batches):

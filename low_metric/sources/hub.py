@@ -107,11 +107,11 @@ def hub_errors(repo_id: str, revision: str | None) -> contextlib.AbstractContext
     from huggingface_hub import constants
 
     def describe(f: HubFailure) -> LowMetricError:
-        if f.kind in ("offline", "timeout", "unreachable"):
-            return RuntimeFailure(
-                f"'{repo_id}' is not in the local cache and the Hub is unreachable (offline)" if f.kind == "offline" else
-                f"the Hub at {constants.ENDPOINT} {'did not answer in time' if f.kind == 'timeout' else 'is unreachable'} "
-                f"(loading '{repo_id}')")
+        if f.kind == "offline":
+            return RuntimeFailure(f"'{repo_id}' is not in the local cache and the Hub is unreachable (offline)")
+        if f.kind in ("timeout", "unreachable"):
+            detail = "did not answer in time" if f.kind == "timeout" else "is unreachable"
+            return RuntimeFailure(f"the Hub at {constants.ENDPOINT} {detail} (loading '{repo_id}')")
         return LowMetricError({
             "gated": f"'{repo_id}' is a gated repo: request access on the Hub, then pass token= (or log in) with a "
                      "token that has it",
