@@ -57,11 +57,11 @@ def _hub_refusals(ref: EncoderRef) -> contextlib.AbstractContextManager[None]:
     def describe(f: HubFailure) -> LowMetricError:
         if f.kind in ("offline", "timeout", "unreachable"):
             return RuntimeFailure(f"the Hub is unreachable (checking '{ref.target}'): try again later")
-        return Refused({
-            "gated": f"'{ref.target}' is not a public model repo on the Hub (or not readable with this token)",
-            "missing": f"'{ref.target}' is not a public model repo on the Hub (or not readable with this token)",
-            "revision": f"revision '{ref.revision}' not found in '{ref.target}'",
-        }.get(f.kind, f"the Hub refused '{ref.target}' (HTTP {f.status if f.status is not None else '?'})"))
+        if f.kind in ("gated", "missing"):
+            return Refused(f"'{ref.target}' is not a public model repo on the Hub (or not readable with this token)")
+        if f.kind == "revision":
+            return Refused(f"revision '{ref.revision}' not found in '{ref.target}'")
+        return Refused(f"the Hub refused '{ref.target}' (HTTP {f.status if f.status is not None else '?'})")
 
     return hub_failures(describe)
 
